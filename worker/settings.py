@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     updater_cleanup_images: bool = False
     updater_state_dir: Path = Path("/var/lib/hmm-updater")
     updater_job_timeout: int = 1800
+    # Testing only: pause the update at this step (pulled, journaled, stopped, renamed, created, started,
+    # health, healthy) so a fault-injection test can SIGKILL the process there.
+    updater_debug_pause_at: str | None = None
 
 
 @lru_cache

@@ -2,17 +2,71 @@
 
 from __future__ import annotations
 
-from worker.progress import ProgressSink
+import time
+
+from worker.docker_engine import DockerEngine, own_container_id
+from worker.journal import Journal
+from worker.progress import INFO, ProgressSink
+from worker.reference import parse_image_reference, validate_container_name
 from worker.settings import Settings
-from worker.transaction import UpdateResult
+from worker.transaction import UpdateOptions, UpdateResult, recover, update_container
+
+
+def options_from(settings: Settings, *, force: bool = False) -> UpdateOptions:
+    pause_at = settings.updater_debug_pause_at
+
+    def checkpoint(step: str) -> None:
+        # Fault-injection tests pause here and SIGKILL the process at a known step.
+        if pause_at and step == pause_at:
+            print(f"PAUSED AT {step}", flush=True)
+            time.sleep(3600)
+
+    return UpdateOptions(
+        settle_seconds=settings.updater_settle_seconds,
+        health_timeout=settings.updater_health_timeout,
+        cleanup_images=settings.updater_cleanup_images,
+        force=force,
+        checkpoint=checkpoint,
+    )
 
 
 def perform_update(name: str, new_image: str | None, settings: Settings, sink: ProgressSink,
                    *, force: bool = False) -> UpdateResult:
     """Update container `name` to `new_image` (None: newest main-<sha>); raises UpdaterError on failure."""
-    raise NotImplementedError
+    name = validate_container_name(name)
+    engine = DockerEngine.from_env()
+    try:
+        if new_image is None:
+            new_image = resolve_latest(engine, name, settings, sink)
+        else:
+            new_image = str(parse_image_reference(new_image))
+        return update_container(engine, Journal(settings.updater_state_dir), name, new_image,
+                                options_from(settings, force=force), sink,
+                                self_container_id=own_container_id())
+    finally:
+        engine.close()
+
+
+def resolve_latest(engine: DockerEngine, name: str, settings: Settings, sink: ProgressSink) -> str:
+    from worker.errors import ContainerNotFound
+    from worker.resolver import ImageResolver
+
+    current = engine.inspect_container(name)
+    if current is None:
+        raise ContainerNotFound(name)
+    sink(INFO, f"🔎 Resolving the newest {settings.updater_tag_prefix}<sha> image")
+    latest = ImageResolver.from_settings(settings).latest(current["Config"]["Image"])
+    sink(INFO, f"🏷️ Newest image: {latest}")
+    return latest
 
 
 def recover_all(settings: Settings, sink: ProgressSink) -> list[str]:
     """Finish or roll back every interrupted update; returns the names of containers it touched."""
-    raise NotImplementedError
+    engine = DockerEngine.from_env()
+    try:
+        recovered = recover(engine, Journal(settings.updater_state_dir), sink)
+    finally:
+        engine.close()
+    if not recovered:
+        sink(INFO, "✅ Nothing to recover")
+    return recovered

@@ -1,0 +1,162 @@
+"""The transaction's ordering guarantees, on an in-memory engine that records every call."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.derive import NetworkAttachment
+from worker.errors import EngineError, ImagePullFailed, UpdateRolledBack
+from worker.journal import Journal
+from worker.transaction import UpdateOptions, recover, update_container
+
+DATA = Path(__file__).parent / "data" / "inspect"
+OPTIONS = UpdateOptions(settle_seconds=0, health_timeout=1, poll_interval=0)
+
+
+class MemoryEngine:
+    """Containers as inspect dicts keyed by id; `fail_on` makes one method raise."""
+
+    def __init__(self, container: dict[str, Any], image: dict[str, Any]) -> None:
+        self.containers = {container["Id"]: container}
+        self.images = {image["Id"]: image}
+        self.calls: list[str] = []
+        self.fail_on: str | None = None
+        self.journal_seen: list[bool] = []
+        self.journal: Journal | None = None
+
+    def _record(self, call: str) -> None:
+        self.calls.append(call)
+        if self.journal is not None:
+            self.journal_seen.append(bool(self.journal.entries()))
+        if self.fail_on and call.startswith(self.fail_on):
+            raise EngineError(f"injected failure in {call}")
+
+    def _find(self, key: str) -> dict[str, Any] | None:
+        for c in self.containers.values():
+            if c["Id"] == key or c["Name"].lstrip("/") == key:
+                return c
+        return None
+
+    def inspect_container(self, name_or_id: str) -> dict[str, Any] | None:
+        found = self._find(name_or_id)
+        return copy.deepcopy(found) if found else None
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        return self.images.get(ref) or next((i for i in self.images.values() if ref in i["RepoTags"]), None)
+
+    def find_dependants(self, container_id: str, name: str) -> list[dict[str, Any]]:
+        return []
+
+    def pull(self, ref: str) -> dict[str, Any]:
+        self._record(f"pull {ref}")
+        image = {"Id": f"sha256:{len(self.images):064d}", "RepoTags": [ref], "Config": {}}
+        self.images[image["Id"]] = image
+        return image
+
+    def create(self, name: str, config: dict[str, Any]) -> str:
+        self._record(f"create {name}")
+        new_id = f"{len(self.containers):064d}"
+        self.containers[new_id] = {"Id": new_id, "Name": f"/{name}", "Config": config,
+                                   "HostConfig": config["HostConfig"], "State": {"Running": False}}
+        return new_id
+
+    def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
+        self._record(f"connect {attachment.network}")
+
+    def start(self, container_id: str) -> None:
+        self._record(f"start {container_id[:4]}")
+        self.containers[container_id]["State"] = {"Running": True}
+
+    def stop(self, container_id: str, timeout: int | None) -> None:
+        self._record(f"stop {container_id[:4]}")
+        self.containers[container_id]["State"] = {"Running": False}
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        self._record(f"rename {new_name}")
+        self.containers[container_id]["Name"] = f"/{new_name}"
+
+    def set_restart_policy(self, container_id: str, policy: dict[str, Any]) -> None:
+        self._record(f"restart-policy {policy['Name']}")
+        self.containers[container_id]["HostConfig"]["RestartPolicy"] = policy
+
+    def remove(self, container_id: str, *, volumes: bool) -> None:
+        self._record(f"remove {container_id[:4]}")
+        self.containers.pop(container_id, None)
+
+    def logs_tail(self, container_id: str, lines: int = 5) -> str:
+        return ""
+
+    def remove_image(self, image_id: str) -> bool:
+        return True
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[MemoryEngine, Journal, str]:
+    container = json.loads((DATA / "compose.container.json").read_text())
+    image = json.loads((DATA / "compose.image.json").read_text())
+    container["State"] = {"Running": True}
+    engine = MemoryEngine(container, image)
+    journal = Journal(tmp_path)
+    engine.journal = journal
+    return engine, journal, container["Name"].lstrip("/")
+
+
+def test_pulls_before_anything_destructive_and_journals_first(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    update_container(engine, journal, name, "example.org/app:main-1234567", OPTIONS, lambda _l, _m: None)
+    assert engine.calls[0].startswith("pull ")
+    destructive = [i for i, c in enumerate(engine.calls) if c.split()[0] in {"stop", "rename", "restart-policy"}]
+    assert destructive and all(engine.journal_seen[i] for i in destructive)
+    assert journal.entries() == []
+
+
+def test_pull_failure_changes_nothing(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+
+    def failing_pull(ref: str) -> dict[str, Any]:
+        raise ImagePullFailed(ref, "manifest unknown")
+
+    engine.pull = failing_pull  # type: ignore[method-assign]
+    with pytest.raises(ImagePullFailed):
+        update_container(engine, journal, name, "example.org/app:main-1234567", OPTIONS, lambda _l, _m: None)
+    assert engine.calls == []
+
+
+@pytest.mark.parametrize("failing", ["create", "connect", "start 0001"])
+def test_failure_after_stop_restores_the_old_container(failing: str,
+                                                       world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    old = engine.inspect_container(name)
+    assert old is not None
+    engine.fail_on = failing
+    with pytest.raises(UpdateRolledBack):
+        update_container(engine, journal, name, "example.org/app:main-1234567", OPTIONS, lambda _l, _m: None)
+    engine.fail_on = None
+    restored = engine.inspect_container(name)
+    assert restored is not None and restored["Id"] == old["Id"] and restored["State"]["Running"]
+    assert restored["HostConfig"]["RestartPolicy"] == old["HostConfig"]["RestartPolicy"]
+    assert list(engine.containers) == [old["Id"]]
+    assert journal.entries() == []
+
+
+def test_recover_is_idempotent(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    engine.fail_on = "start 0001"
+
+    def crash(step: str) -> None:
+        if step == "created":
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        update_container(engine, journal, name, "example.org/app:main-1234567",
+                         UpdateOptions(settle_seconds=0, checkpoint=crash), lambda _l, _m: None)
+    engine.fail_on = None
+    assert recover(engine, journal, lambda _l, _m: None) == [name]
+    assert recover(engine, journal, lambda _l, _m: None) == []
+    current = engine.inspect_container(name)
+    assert current is not None and current["State"]["Running"] and len(engine.containers) == 1
