@@ -1,0 +1,51 @@
+"""Builds the FastAPI app and serves it: the API enqueues by dotted path and never imports `docker`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from api.errors import install_error_handlers
+from api.metrics import Metrics
+from api.routes import containers, health, jobs, logs, metrics, ui, update
+from worker.redis_client import async_redis_client, redis_client
+from worker.settings import Settings, get_settings
+
+API_SOCKET_TIMEOUT_SECONDS = 10.0
+
+
+def create_app(settings: Settings | None = None, redis: Redis | None = None,
+               async_redis: AsyncRedis | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    sync_redis = redis or redis_client(settings.redis_url, socket_timeout=API_SOCKET_TIMEOUT_SECONDS)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The asyncio client's connections belong to the running event loop, so make it here.
+        own = async_redis is None
+        app.state.async_redis = async_redis or async_redis_client(settings.redis_url)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.async_redis.aclose()
+
+    app = FastAPI(title="hmm-local-updater", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis = sync_redis
+    app.state.metrics = Metrics(sync_redis)
+    app.middleware("http")(app.state.metrics.middleware)
+    install_error_handlers(app)
+    for module in (update, jobs, containers, health, metrics, logs, ui):
+        app.include_router(module.router)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    uvicorn.run(create_app(settings), host=settings.updater_host, port=settings.updater_port,
+                log_level="info", ws="websockets-sansio")

@@ -1,0 +1,185 @@
+"""`hmm-updater worker` (the RQ worker and its housekeeping thread) and `hmm-updater run` (API + worker)."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Worker, worker_registration
+
+from worker import keys
+from worker.errors import ServiceUnavailable
+from worker.inventory import publish_inventory, summarize
+from worker.private_redis import private_redis
+from worker.progress import INFO, WARNING, print_sink
+from worker.reaper import (
+    JOB_MONITORING_INTERVAL,
+    PROCESS_SPACE_FIELD,
+    WORKER_TTL_SECONDS,
+    process_space,
+    reap_dead_workers_jobs,
+)
+from worker.redis_client import as_text, redis_client
+from worker.settings import Settings
+
+INVENTORY_INTERVAL_SECONDS = 5
+PR_SET_PDEATHSIG = 1
+log = logging.getLogger("hmm_updater.worker")
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux); no-op elsewhere."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class UpdateWorker(Worker):
+    """RQ's forking worker whose work horse dies with it: an update never runs on unsupervised after the
+    worker is gone, so the job can be failed and recovery can run without racing a live update."""
+
+    stopping = False
+
+    def serialize(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().serialize()
+        data[PROCESS_SPACE_FIELD] = process_space()
+        return data
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        _die_with_parent(self.pid or os.getppid())
+        super().main_work_horse(job, queue)
+
+    def register_death(self) -> None:
+        self.stopping = True
+        super().register_death()  # type: ignore[no-untyped-call]
+
+    def ensure_registered(self) -> None:
+        """Register again after Redis lost our record (restarted without persistence)."""
+        if self.stopping or self.birth_date is None:
+            return
+        by_queue = worker_registration.WORKERS_BY_QUEUE_KEY % keys.QUEUE_NAME
+        if self.connection.exists(self.key) and self.connection.sismember(by_queue, self.key):
+            return
+        log.warning("Worker %s: registration lost (Redis restarted?); registering again", self.name)
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())  # type: ignore[arg-type]
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+
+
+class Housekeeper(threading.Thread):
+    """Publishes the container inventory, answers refresh requests, keeps the worker registered and
+    fails the jobs of dead workers. Uses its own Redis connection: the work horse is forked from this
+    process and must not inherit a connection this thread is using."""
+
+    def __init__(self, settings: Settings, worker: UpdateWorker | None) -> None:
+        super().__init__(name="housekeeper", daemon=True)
+        self.settings = settings
+        self.worker = worker
+        self.stopping = threading.Event()
+        self.last_error = ""
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        from worker.docker_engine import DockerEngine
+
+        redis = redis_client(self.settings.redis_url)
+        engine: DockerEngine | None = None
+        tokens: list[str] = []
+        while not self.stopping.is_set():
+            try:
+                engine = engine or DockerEngine.from_env()
+                publish_inventory(redis, [summarize(c) for c in engine.list_containers()])
+                for token in tokens:
+                    with redis.pipeline() as pipe:
+                        pipe.rpush(keys.inventory_refreshed(token), "1")
+                        pipe.expire(keys.inventory_refreshed(token), 30)
+                        pipe.execute()
+                tokens = []
+                if self.worker is not None:
+                    self.worker.ensure_registered()
+                reap_dead_workers_jobs(redis)
+                self.last_error = ""
+                popped = redis.blpop([keys.INVENTORY_REFRESH], timeout=INVENTORY_INTERVAL_SECONDS)
+                if popped:
+                    tokens.append(as_text(popped[1]))
+            except Exception as exc:
+                if str(exc) != self.last_error:  # say it once, not every few seconds
+                    log.warning("housekeeping failed: %s", exc)
+                    self.last_error = str(exc)
+                if engine is not None and not isinstance(exc, RedisError):
+                    engine.close()
+                    engine = None
+                self.stopping.wait(INVENTORY_INTERVAL_SECONDS)
+        if engine is not None:
+            engine.close()
+        redis.close()
+
+
+def _connect(settings: Settings) -> Redis:
+    redis = redis_client(settings.redis_url)
+    try:
+        redis.ping()
+    except RedisError as exc:
+        raise ServiceUnavailable(f"Redis at {settings.redis_url} is not reachable: {exc}") from exc
+    return redis
+
+
+def run_worker(settings: Settings) -> None:
+    from worker.update import recover_all
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(message)s")
+    redis = _connect(settings)
+    recover_all(settings, print_sink)
+    for job_id in reap_dead_workers_jobs(redis):
+        print_sink(WARNING, f"⚠️ Job {job_id} failed: its worker died during the update")
+    worker = UpdateWorker([keys.QUEUE_NAME], connection=redis, worker_ttl=WORKER_TTL_SECONDS,
+                          job_monitoring_interval=JOB_MONITORING_INTERVAL,
+                          default_result_ttl=keys.JOB_RESULT_TTL_SECONDS)
+    housekeeper = Housekeeper(settings, worker)
+    housekeeper.start()
+    try:
+        worker.work(logging_level="INFO")
+    finally:
+        housekeeper.stop()
+        housekeeper.join(INVENTORY_INTERVAL_SECONDS + 5)
+
+
+def run_all(settings: Settings) -> None:
+    """The API in this process and one worker in a child process; a private Redis without REDIS_URL."""
+    if "REDIS_URL" in os.environ:
+        _run_api_and_worker(settings)
+        return
+    with private_redis() as url:
+        print_sink(INFO, f"REDIS_URL is not set: started a private redis-server at {url}")
+        _run_api_and_worker(settings.model_copy(update={"redis_url": url}))
+
+
+def _run_api_and_worker(settings: Settings) -> None:
+    from api.main import serve
+
+    env = {**os.environ, "REDIS_URL": settings.redis_url}
+    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker"], env=env)
+    try:
+        serve(settings)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
