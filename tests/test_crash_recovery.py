@@ -50,10 +50,10 @@ def test_killed_at_step_then_recovered(step: str, tmp_path: Path, docker_client:
     env = {**os.environ, "UPDATER_STATE_DIR": str(tmp_path), "UPDATER_SETTLE_SECONDS": "1",
            "UPDATER_DEBUG_PAUSE_AT": step}
 
-    updater = cli("recreate", name, "--image", images.ref("v2"), env=env)
-    wait_for_line(updater, f"PAUSED AT {step}")
-    updater.send_signal(signal.SIGKILL)
-    updater.wait()
+    with cli("recreate", name, "--image", images.ref("v2"), env=env) as updater:
+        wait_for_line(updater, f"PAUSED AT {step}")
+        updater.send_signal(signal.SIGKILL)
+        updater.wait()
 
     recovery = subprocess.run([sys.executable, "-m", "worker.cli", "recover"], env=env, text=True,
                               capture_output=True, timeout=120)

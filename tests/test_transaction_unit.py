@@ -60,7 +60,7 @@ class MemoryEngine:
 
     def create(self, name: str, config: dict[str, Any]) -> str:
         self._record(f"create {name}")
-        new_id = f"{len(self.containers):064d}"
+        new_id = f"new{len(self.containers)}".ljust(64, "0")
         self.containers[new_id] = {"Id": new_id, "Name": f"/{name}", "Config": config,
                                    "HostConfig": config["HostConfig"], "State": {"Running": False}}
         return new_id
@@ -97,8 +97,8 @@ class MemoryEngine:
 
 @pytest.fixture
 def world(tmp_path: Path) -> tuple[MemoryEngine, Journal, str]:
-    container = json.loads((DATA / "compose.container.json").read_text())
-    image = json.loads((DATA / "compose.image.json").read_text())
+    container = json.loads((DATA / "static.container.json").read_text())
+    image = json.loads((DATA / "static.image.json").read_text())
     container["State"] = {"Running": True}
     engine = MemoryEngine(container, image)
     journal = Journal(tmp_path)
@@ -127,7 +127,7 @@ def test_pull_failure_changes_nothing(world: tuple[MemoryEngine, Journal, str]) 
     assert engine.calls == []
 
 
-@pytest.mark.parametrize("failing", ["create", "connect", "start 0001"])
+@pytest.mark.parametrize("failing", ["create", "connect", "start new1"])
 def test_failure_after_stop_restores_the_old_container(failing: str,
                                                        world: tuple[MemoryEngine, Journal, str]) -> None:
     engine, journal, name = world
@@ -146,7 +146,7 @@ def test_failure_after_stop_restores_the_old_container(failing: str,
 
 def test_recover_is_idempotent(world: tuple[MemoryEngine, Journal, str]) -> None:
     engine, journal, name = world
-    engine.fail_on = "start 0001"
+    engine.fail_on = "start new1"
 
     def crash(step: str) -> None:
         if step == "created":
