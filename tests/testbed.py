@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,10 +221,8 @@ def remove_prefixed(client: docker.DockerClient, prefix: str, label: str | None 
     for c in containers.values():
         c.remove(force=True, v=True)
     for name in anonymous:
-        try:
+        with suppress(docker.errors.NotFound):
             client.volumes.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
     for n in client.networks.list(names=[prefix]):
         if n.name.startswith(prefix):
             n.remove()

@@ -55,7 +55,7 @@ class DockerEngine:
 
     def inspect_image(self, ref: str) -> Inspect | None:
         try:
-            result: Inspect = self.api.inspect_image(ref)
+            result: Inspect = self.api.inspect_image(ref)  # type: ignore[no-untyped-call]
         except (ImageNotFound, NotFound):
             return None
         except APIError as exc:
@@ -91,7 +91,7 @@ class DockerEngine:
 
     def create(self, name: str, config: dict[str, Any]) -> str:
         with _engine_errors(f"create {name}"):
-            created = self.api.create_container_from_config(config, name)
+            created = self.api.create_container_from_config(config, name)  # type: ignore[no-untyped-call]
         return str(created["Id"])
 
     def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
@@ -99,7 +99,8 @@ class DockerEngine:
             self.api.connect_container_to_network(
                 container_id, attachment.network,
                 ipv4_address=attachment.ipv4_address, ipv6_address=attachment.ipv6_address,
-                aliases=attachment.aliases or None, links=attachment.links or None,
+                aliases=attachment.aliases or None,
+                links=[tuple(link.split(":", 1)) for link in attachment.links] or None,  # type: ignore[misc]
                 link_local_ips=attachment.link_local_ips or None, driver_opt=attachment.driver_opts,
             )
 
@@ -118,7 +119,7 @@ class DockerEngine:
 
     def set_restart_policy(self, container_id: str, policy: dict[str, Any]) -> None:
         with _engine_errors("update restart policy"):
-            self.api.update_container(container_id, restart_policy=policy)
+            self.api.update_container(container_id, restart_policy=policy)  # type: ignore[arg-type]
 
     def remove(self, container_id: str, *, volumes: bool) -> None:
         """Force-remove; `volumes` removes only the container's own anonymous volumes, never named ones."""

@@ -15,8 +15,8 @@ from worker.errors import (
     ContainerNotFound,
     HealthCheckFailed,
     RollbackFailed,
-    UpdaterError,
     UpdateRefused,
+    UpdaterError,
     UpdateRolledBack,
 )
 from worker.journal import COMMITTING, Entry, Journal, Member
