@@ -151,5 +151,6 @@ def wait_until_done(job: Job, timeout: float) -> JobStatus:
     while True:
         status = job.get_status(refresh=True)
         if status in DONE or time.monotonic() >= deadline:
+            job.refresh()
             return status
         time.sleep(0.2)
