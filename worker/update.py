@@ -55,7 +55,11 @@ def resolve_latest(engine: DockerEngine, name: str, settings: Settings, sink: Pr
     if current is None:
         raise ContainerNotFound(name)
     sink(INFO, f"🔎 Resolving the newest {settings.updater_tag_prefix}<sha> image")
-    latest = ImageResolver.from_settings(settings).latest(current["Config"]["Image"])
+    resolver = ImageResolver.from_settings(settings)
+    try:
+        latest = resolver.latest(current["Config"]["Image"])
+    finally:
+        resolver.close()
     sink(INFO, f"🏷️ Newest image: {latest}")
     return latest
 
