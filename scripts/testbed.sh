@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on Debian as root: Docker engine, Redis, the registry,
-# busybox-static and Chromium. Idempotent; safe to run on a machine that already has them.
+# busybox-static, Chromium, docker-compose and debootstrap. Idempotent; safe to run on a machine that
+# already has them.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v iptables >/dev/null || need+=(iptables)
+command -v debootstrap >/dev/null || need+=(debootstrap)  # scripts/build-base-image.sh
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
