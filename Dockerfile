@@ -26,7 +26,9 @@ FROM ${BASE_IMAGE} AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends redis-server \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin updater \
+    && groupadd --gid 10001 updater \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/hmm-updater \
+        --shell /usr/sbin/nologin updater \
     && install -d -o updater -g updater -m 0750 /var/lib/hmm-updater
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/lib/hmm-updater

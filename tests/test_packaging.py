@@ -140,3 +140,40 @@ def test_compose_stack_updates_a_sibling_through_the_containerised_api(
     assert containers["worker"].exec_run("id -u").output.decode().strip() == "10001"
     dashboard = f"http://127.0.0.1:{stack.dashboard_port}/0/data/jobs/hmm-updater/finished/10/asc/1.json"
     assert [job["id"] for job in httpx.get(dashboard, timeout=10).json()["jobs"]] == [answer.json()["job_id"]]
+
+
+def test_single_container_run_updates_a_sibling(
+        built: BuiltImages, docker_client: docker.DockerClient, images: testbed.TestImages,
+        docker_names: testbed.Names) -> None:
+    app_port, api_port = testbed.free_port(), testbed.free_port()
+    app = f"http://127.0.0.1:{app_port}/"
+    docker_client.containers.run(images.ref("v1"), name=docker_names("app"), detach=True,
+                                 ports={"8080/tcp": ("127.0.0.1", app_port)},
+                                 labels={"hmm-updater.enable": "true", **docker_names.labels})
+    # docs/deploy.md's command, on loopback and with a short settle time.
+    subprocess.run(
+        ["docker", "run", "-d", "--name", docker_names("updater"), "--init",
+         "-p", f"127.0.0.1:{api_port}:8081",
+         "-v", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", "--group-add", str(os.stat(DOCKER_SOCKET).st_gid),
+         "-v", f"{docker_names('state')}:/var/lib/hmm-updater",
+         "-e", f"UPDATER_API_TOKEN={TOKEN}", "-e", "UPDATER_SETTLE_SECONDS=1",
+         "--label", f"hmmtest.run={docker_names.run_id}",
+         built.updater, "run"],
+        check=True, capture_output=True, timeout=60,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    testbed.wait_for(lambda: httpx.get(f"{api}/health").status_code == 200, timeout=90,
+                     what="`hmm-updater run` to report healthy")
+    testbed.wait_for(lambda: httpx.get(app).text.strip() == "version=1", timeout=30, what="the sibling")
+
+    answer = httpx.post(f"{api}/update?wait=true&timeout=180", timeout=200,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        json={"container_name": docker_names("app"), "new_image": images.ref("v2")})
+
+    assert answer.status_code == 200, answer.text + docker_client.containers.get(
+        docker_names("updater")).logs(tail=40).decode(errors="replace")
+    assert httpx.get(app).text.strip() == "version=2"
+    updater = docker_client.containers.get(docker_names("updater"))
+    assert updater.attrs["Config"]["User"] == "updater"
+    kind, probe = updater.attrs["Config"]["Healthcheck"]["Test"]  # the image's HEALTHCHECK, run now
+    assert kind == "CMD-SHELL" and updater.exec_run(["sh", "-c", probe]).exit_code == 0
