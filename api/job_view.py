@@ -15,7 +15,7 @@ from worker.joblog import JobLog
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when else None
+    return when.isoformat(timespec="milliseconds") if when else None
 
 
 def job_error(job: Job) -> str | None:

@@ -151,6 +151,6 @@ def wait_until_done(job: Job, timeout: float) -> JobStatus:
     while True:
         status = job.get_status(refresh=True)
         if status in DONE or time.monotonic() >= deadline:
-            job.refresh()
+            job.refresh()  # type: ignore[no-untyped-call]
             return status
         time.sleep(0.2)

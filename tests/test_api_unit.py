@@ -6,10 +6,9 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
-
-import warnings
 
 import fakeredis
 import pytest
@@ -58,7 +57,7 @@ def redis(server: fakeredis.FakeServer) -> Iterator[Redis]:
 def worker(redis: Redis) -> SimpleWorker:
     """A registered worker, so the API sees a live one; tests run queued jobs with run_jobs()."""
     w = SimpleWorker([keys.QUEUE_NAME], connection=redis)
-    w.register_birth()
+    w.register_birth()  # type: ignore[no-untyped-call]
     return w
 
 

@@ -41,9 +41,14 @@ def process_space() -> str:
     return f"{boot}/{namespace}"
 
 
-def _pid_running(pid: int) -> bool:
+# Names of the workers running in this process: a record with our pid but another name is a worker that
+# ran before us with the same pid (a restarted container), so it is dead.
+OWN_WORKER_NAMES: set[str] = set()
+
+
+def _pid_running(pid: int, name: str) -> bool:
     if pid == os.getpid():
-        return False  # another worker's record with our pid: it ran before us in a restarted container
+        return name in OWN_WORKER_NAMES
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +66,7 @@ def is_alive(worker: BaseWorker, here: str | None = None) -> bool:
     if (datetime.now(UTC) - utcparse(heartbeat)).total_seconds() > HEARTBEAT_STALE_SECONDS:
         return False
     if space and space == (here or process_space()) and worker.pid:
-        return _pid_running(int(worker.pid))
+        return _pid_running(int(worker.pid), worker.name)
     return True
 
 

@@ -22,6 +22,7 @@ from worker.private_redis import private_redis
 from worker.progress import INFO, WARNING, print_sink
 from worker.reaper import (
     JOB_MONITORING_INTERVAL,
+    OWN_WORKER_NAMES,
     PROCESS_SPACE_FIELD,
     WORKER_TTL_SECONDS,
     process_space,
@@ -55,6 +56,10 @@ class UpdateWorker(Worker):
         data: dict[str, Any] = super().serialize()
         data[PROCESS_SPACE_FIELD] = process_space()
         return data
+
+    def register_birth(self) -> None:
+        OWN_WORKER_NAMES.add(self.name)
+        super().register_birth()  # type: ignore[no-untyped-call]
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
         _die_with_parent(self.pid or os.getppid())
