@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -265,3 +268,32 @@ def test_unknown_container_is_404_with_a_live_worker(stack: Stack, docker_names:
     response = stack.post("/update", {"container_name": docker_names("ghost"), "new_image": "busybox:1"})
     assert response.status_code == 404
     assert response.json()["error"] == f"Container '{docker_names('ghost')}' not found"
+
+
+def test_run_brings_its_own_redis_when_redis_url_is_unset(tmp_path: Path) -> None:
+    port = testbed.free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {"UPDATER_HOST": "127.0.0.1", "UPDATER_PORT": str(port), "UPDATER_STATE_DIR": str(tmp_path / "state")}
+    out = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        testbed.wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/health").json()["workers"] == 1,
+                         timeout=60, what="API and worker up")
+        found = re.search(r"private redis-server at redis://127\.0\.0\.1:(\d+)/0",
+                          (tmp_path / "run.log").read_text())
+        assert found, (tmp_path / "run.log").read_text()
+        private = redis.Redis(port=int(found.group(1)), socket_connect_timeout=1)
+        assert private.ping()
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+        with pytest.raises(redis.ConnectionError):
+            private.ping()
+        private.close()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.close()

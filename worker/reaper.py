@@ -19,6 +19,7 @@ from worker import keys
 from worker.joblog import JobLog
 from worker.locks import release_lock
 from worker.progress import ERROR
+from worker.update_metrics import record_update
 
 WORKER_TTL_SECONDS = 30  # an idle worker heartbeats every WORKER_TTL_SECONDS - 15 s
 JOB_MONITORING_INTERVAL = 10  # a busy worker heartbeats this often
@@ -104,6 +105,8 @@ def fail_job(redis: Redis, job: Job, reason: str, execution_id: str | None = Non
         pipe.execute()
     if name:
         release_lock(redis, name, job.id)
+    ran_for = (job.ended_at - job.started_at).total_seconds() if job.started_at else 0.0
+    record_update(redis, "failed", ran_for)
     JobLog(redis).publish(job.id, name, ERROR, f"❌ {reason}")
 
 

@@ -174,9 +174,16 @@ def run_all(settings: Settings) -> None:
         _run_api_and_worker(settings.model_copy(update={"redis_url": url}))
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _run_api_and_worker(settings: Settings) -> None:
     from api.main import serve
 
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; the default action would kill us
+    # before the worker and the private Redis are stopped.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     env = {**os.environ, "REDIS_URL": settings.redis_url}
     worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker"], env=env)
     try:
