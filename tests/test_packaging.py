@@ -12,10 +12,9 @@ from typing import Any
 import docker
 import httpx
 import pytest
+import yaml
 
 from tests import testbed
-
-pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "hmm-updater-base:bookworm"
@@ -25,11 +24,40 @@ TOKEN = "packaging-test-token"
 FOREIGN_PREFIXES = ("UPDATER_", "REDIS_", "RQ_DASHBOARD_", "GITHUB_", "DOCKER_GID", "TARGET_CONTAINER")
 
 
+def compose_config(empty_env_file: Path, *files: str) -> dict[str, Any]:
+    """What docker-compose makes of the shipped files with every setting at its default."""
+    empty_env_file.write_text("")  # a developer's own .env must not count
+    command = ["docker-compose", "--project-directory", str(REPO), "--env-file", str(empty_env_file)]
+    command += [arg for f in files for arg in ("-f", str(REPO / f))]
+    done = subprocess.run([*command, "--profile", "example", "config"], env=hermetic_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def test_by_default_only_the_worker_holds_the_socket_and_the_dashboard_stays_local(tmp_path: Path) -> None:
+    services = compose_config(tmp_path / "empty.env", "docker-compose.yml")["services"]
+
+    with_socket = {name for name, s in services.items()
+                   if any(DOCKER_SOCKET in str(v) for v in s.get("volumes", []))}
+    assert with_socket == {"worker"}
+    assert services["api"]["ports"] == [{"published": 8081, "target": 8081}]
+    assert services["rq-dashboard"]["ports"] == ["127.0.0.1:9181:9181/tcp"]
+    single = compose_config(tmp_path / "empty.env", "docker-compose.single.yml")["services"]["updater"]
+    assert single["environment"]["REDIS_URL"] is None  # unset: `run` starts its private Redis
+
+
 @dataclass
 class BuiltImages:
     updater: str
     dashboard: str
     redis: str  # our image with Debian's redis-server as its command: Docker Hub's redis is out of reach
+
+
+def hermetic_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    return env | settings
 
 
 def docker_build(tag: str, *args: str, dockerfile: str | None = None) -> None:
@@ -52,11 +80,6 @@ def built(docker_client: docker.DockerClient, run_id: str) -> Iterator[BuiltImag
     # The base image stays: it is the slow part and scripts/build-base-image.sh reuses it.
     for tag in (built.redis, built.dashboard, built.updater):
         docker_client.images.remove(tag, force=True)
-
-
-def hermetic_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
-    return env | settings
 
 
 @dataclass
@@ -118,6 +141,9 @@ def mounts_socket(container: Any) -> bool:
     return any(m["Destination"] == DOCKER_SOCKET for m in container.attrs["Mounts"])
 
 
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.timeout(900)
 def test_compose_stack_updates_a_sibling_through_the_containerised_api(
         stack: ComposeStack, docker_client: docker.DockerClient, images: testbed.TestImages) -> None:
     api = f"http://127.0.0.1:{stack.api_port}"
@@ -142,6 +168,9 @@ def test_compose_stack_updates_a_sibling_through_the_containerised_api(
     assert [job["id"] for job in httpx.get(dashboard, timeout=10).json()["jobs"]] == [answer.json()["job_id"]]
 
 
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.timeout(900)
 def test_single_container_run_updates_a_sibling(
         built: BuiltImages, docker_client: docker.DockerClient, images: testbed.TestImages,
         docker_names: testbed.Names) -> None:
