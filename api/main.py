@@ -12,7 +12,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import containers, health, jobs, logs, metrics, ui, update
+from api.routes import config, containers, health, images, jobs, logs, metrics, ui, update
 from worker.redis_client import async_redis_client, redis_client
 from worker.settings import Settings, get_settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None,
     app.state.metrics = Metrics(sync_redis)
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
-    for module in (update, jobs, containers, health, metrics, logs, ui):
+    for module in (update, jobs, containers, health, metrics, logs, config, images, ui):
         app.include_router(module.router)
     return app
 
