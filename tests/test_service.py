@@ -135,10 +135,14 @@ def test_worker_killed_mid_update_fails_the_job_with_a_reason(stack: Stack, dock
     job_id = stack.post("/update", {"container_name": name, "new_image": images.ref("v2")}).json()["job_id"]
     testbed.wait_for(lambda: "PAUSED AT started" in stack.log_of("doomed"), timeout=60, what="the pause")
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "started"
+    # A worker starting beside a live one must not recover (roll back) the update that one is running.
+    stack.start_worker("rescuer")
+    testbed.wait_for(lambda: "Waiting for live workers to finish" in stack.log_of("rescuer"), what="waiting")
+    assert stack.get(f"/jobs/{job_id}").json()["status"] == "started"
+    assert "Nothing to recover" not in stack.log_of("rescuer")
 
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
-    stack.start_worker("rescuer")
 
     job = stack.wait_for_job(job_id, timeout=90)
     assert job["status"] == "failed"

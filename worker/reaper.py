@@ -27,8 +27,8 @@ HEARTBEAT_STALE_SECONDS = 60
 PROCESS_SPACE_FIELD = "process_space"
 
 DIED_REASON = ("worker died during the update; worker {worker} stopped without finishing it "
-               "(killed, crashed or its host went away). A new worker ran recovery at its start: "
-               "check the container and update it again if needed.")
+               "(killed, crashed or its host went away). Recovery finishes or rolls back the update on that "
+               "host when a worker runs there again (or run `hmm-updater recover`); then update it again if needed.")
 
 
 def process_space() -> str:
@@ -88,6 +88,14 @@ def _worker_alive(redis: Redis, name: str | None, here: str) -> bool:
         return False
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=redis)
     return worker is not None and is_alive(worker, here)
+
+
+def job_has_live_worker(redis: Redis, job_id: str) -> bool:
+    """True when job_id is started and the worker running it is alive."""
+    if not Job.exists(job_id, redis):
+        return False
+    job = Job.fetch(job_id, connection=redis)
+    return job.get_status() == JobStatus.STARTED and _worker_alive(redis, job.worker_name, process_space())
 
 
 def fail_job(redis: Redis, job: Job, reason: str, execution_id: str | None = None) -> None:
