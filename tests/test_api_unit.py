@@ -13,6 +13,8 @@ from typing import Any
 import fakeredis
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -183,7 +185,7 @@ def test_no_live_worker_is_503(client: TestClient, redis: Redis) -> None:
 
 
 def test_redis_down_is_503() -> None:
-    dead = Redis(port=testbed.free_port(), socket_connect_timeout=0.5)
+    dead = Redis(port=testbed.free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"), redis=dead)
     with TestClient(app) as client:
         health = client.get("/health")
