@@ -137,7 +137,8 @@ def test_worker_killed_mid_update_fails_the_job_with_a_reason(stack: Stack, dock
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "started"
     # A worker starting beside a live one must not recover (roll back) the update that one is running.
     stack.start_worker("rescuer")
-    testbed.wait_for(lambda: "Waiting for live workers to finish" in stack.log_of("rescuer"), what="waiting")
+    testbed.wait_for(lambda: "being updated by a live process; left alone" in stack.log_of("rescuer"),
+                     what="the rescuer leaving the live update alone")
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "started"
     assert "Nothing to recover" not in stack.log_of("rescuer")
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from worker.derive import NetworkAttachment
-from worker.errors import EngineError, ImagePullFailed, UpdateRolledBack
+from worker.errors import EngineError, ImagePullFailed, UpdateRefused, UpdateRolledBack
 from worker.journal import Journal
 from worker.transaction import UpdateOptions, recover, update_container
 
@@ -160,3 +160,23 @@ def test_recover_is_idempotent(world: tuple[MemoryEngine, Journal, str]) -> None
     assert recover(engine, journal, lambda _l, _m: None) == []
     current = engine.inspect_container(name)
     assert current is not None and current["State"]["Running"] and len(engine.containers) == 1
+
+
+def test_a_live_update_is_neither_recovered_nor_doubled(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    seen: list[str] = []
+
+    def meanwhile(step: str) -> None:
+        # Another process (here: another Journal on the same directory) tries both while we are mid-update.
+        if step == "renamed":
+            other = Journal(journal.directory)
+            seen.extend(recover(engine, other, lambda _l, message: seen.append(message)))
+            with pytest.raises(UpdateRefused, match=f"update of '{name}' is already running"):
+                update_container(engine, other, name, "example.org/app:main-7654321", OPTIONS, lambda _l, _m: None)
+
+    update_container(engine, journal, name, "example.org/app:main-1234567",
+                     UpdateOptions(settle_seconds=0, checkpoint=meanwhile), lambda _l, _m: None)
+    assert any("being updated by a live process" in line for line in seen)
+    assert name not in seen
+    current = engine.inspect_container(name)
+    assert current is not None and current["Config"]["Image"] == "example.org/app:main-1234567"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +53,32 @@ class Entry:
 
 
 class Journal:
-    """One JSON file per container under `directory`, replaced atomically and fsynced."""
+    """One JSON file per container under `directory`, replaced atomically and fsynced.
+
+    A running update holds an flock on `<name>.lock`; the kernel drops it when the process dies, so
+    recovery can tell an interrupted update from one a live process (any worker on this host) is running.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    @contextmanager
+    def hold(self, container_name: str) -> Iterator[bool]:
+        """Try to own `container_name`'s entry exclusively; yields False when a live process owns it."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / f"{container_name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise UpdaterError(f"Cannot use the update journal in {self.directory}: {exc}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def _path(self, container_name: str) -> Path:
         return self.directory / f"{container_name}.json"

@@ -90,14 +90,6 @@ def _worker_alive(redis: Redis, name: str | None, here: str) -> bool:
     return worker is not None and is_alive(worker, here)
 
 
-def job_has_live_worker(redis: Redis, job_id: str) -> bool:
-    """True when job_id is started and the worker running it is alive."""
-    if not Job.exists(job_id, redis):
-        return False
-    job = Job.fetch(job_id, connection=redis)
-    return job.get_status() == JobStatus.STARTED and _worker_alive(redis, job.worker_name, process_space())
-
-
 def fail_job(redis: Redis, job: Job, reason: str, execution_id: str | None = None) -> None:
     """Mark a started job failed with `reason`, release its container lock and log why."""
     registry = StartedJobRegistry(queue=Queue(job.origin or keys.QUEUE_NAME, connection=redis))

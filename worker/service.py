@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 from redis import Redis
@@ -19,8 +18,6 @@ from rq import Worker, worker_registration
 from worker import keys
 from worker.errors import ServiceUnavailable
 from worker.inventory import publish_inventory, summarize
-from worker.journal import Journal
-from worker.locks import lock_holder
 from worker.private_redis import private_redis
 from worker.progress import INFO, WARNING, print_sink
 from worker.reaper import (
@@ -28,12 +25,12 @@ from worker.reaper import (
     OWN_WORKER_NAMES,
     PROCESS_SPACE_FIELD,
     WORKER_TTL_SECONDS,
-    job_has_live_worker,
     process_space,
     reap_dead_workers_jobs,
 )
 from worker.redis_client import as_text, redis_client
 from worker.settings import Settings
+from worker.update import recover_all
 
 INVENTORY_INTERVAL_SECONDS = 5
 PR_SET_PDEATHSIG = 1
@@ -122,7 +119,7 @@ class Housekeeper(threading.Thread):
                 if self.worker is not None:
                     self.worker.ensure_registered()
                 if reap_dead_workers_jobs(redis):
-                    recover_when_safe(redis, self.settings, wait=False)
+                    recover_all(self.settings, print_sink)
                 self.last_error = ""
                 popped = redis.blpop([keys.INVENTORY_REFRESH], timeout=INVENTORY_INTERVAL_SECONDS)
                 if popped:
@@ -149,32 +146,10 @@ def _connect(settings: Settings) -> Redis:
     return redis
 
 
-def updates_in_flight(redis: Redis, settings: Settings) -> list[str]:
-    """Containers with a journal entry whose update a live worker is still running."""
-    names = [entry.container_name for entry in Journal(settings.updater_state_dir).entries()]
-    return [name for name in names
-            if (holder := lock_holder(redis, name)) and job_has_live_worker(redis, holder)]
-
-
-def recover_when_safe(redis: Redis, settings: Settings, wait: bool = True) -> None:
-    """Recover interrupted updates, but never under a live worker's feet: the journal is shared by every
-    worker on this host, and an entry of a running update looks just like an interrupted one."""
-    from worker.update import recover_all
-
-    deadline = time.monotonic() + (settings.updater_job_timeout if wait else 0)
-    while busy := updates_in_flight(redis, settings):
-        if time.monotonic() >= deadline:
-            print_sink(WARNING, f"⏳ Recovery postponed: live workers are still updating {', '.join(busy)}")
-            return
-        print_sink(INFO, f"⏳ Waiting for live workers to finish {', '.join(busy)} before recovering")
-        time.sleep(2)
-    recover_all(settings, print_sink)
-
-
 def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(message)s")
     redis = _connect(settings)
-    recover_when_safe(redis, settings)
+    recover_all(settings, print_sink)
     for job_id in reap_dead_workers_jobs(redis):
         print_sink(WARNING, f"⚠️ Job {job_id} failed: its worker died during the update")
     worker = UpdateWorker([keys.QUEUE_NAME], connection=redis, worker_ttl=WORKER_TTL_SECONDS,

@@ -77,7 +77,18 @@ def update_container(engine: Engine, journal: Journal, name: str, new_image: str
     """Recreate container `name` from `new_image`, keeping every user setting; roll back on any failure."""
     old = engine.inspect_container(name)
     if old is None:
+        if journal.get(name) is not None:  # mid-swap, the name is briefly free
+            raise UpdateRefused(f"An update of '{name}' is already running or awaits recovery")
         raise ContainerNotFound(name)
+    name = old["Name"].lstrip("/")
+    with journal.hold(name) as owned:
+        if not owned:
+            raise UpdateRefused(f"An update of '{name}' is already running in another process")
+        return _update_owned(engine, journal, old, new_image, options, sink, self_container_id)
+
+
+def _update_owned(engine: Engine, journal: Journal, old: Inspect, new_image: str, options: UpdateOptions,
+                  sink: ProgressSink, self_container_id: str | None) -> UpdateResult:
     name = old["Name"].lstrip("/")
     old_image = old["Config"]["Image"]
     _refuse_unsafe(engine, journal, old, self_container_id)
@@ -274,23 +285,31 @@ def recover(engine: Engine, journal: Journal, sink: ProgressSink) -> list[str]:
     """Bring back every container whose update was interrupted; returns their names."""
     recovered = []
     for entry in journal.entries():
-        name = entry.container_name
-        if entry.phase == COMMITTING and _new_containers_present(engine, entry):
-            sink(INFO, f"♻️ Recovering {name}: the new container had passed its health gate; finishing")
-            for member in entry.members:
-                if member.new_id:
-                    current = engine.inspect_container(member.new_id)
-                    if current and not current["State"].get("Running"):
-                        engine.start(member.new_id)
-            _commit(engine, journal, entry, sink)
-        else:
-            sink(WARNING, f"♻️ Recovering {name}: interrupted update to {entry.new_image}; "
-                          f"restoring {entry.target.old_image}")
-            restore(engine, entry, sink)
-            journal.delete(name)
-            sink(INFO, f"↩️ {name} runs {entry.target.old_image} again")
-        recovered.append(name)
+        with journal.hold(entry.container_name) as owned:
+            if not owned:
+                sink(INFO, f"⏳ {entry.container_name} is being updated by a live process; left alone")
+                continue
+            if journal.get(entry.container_name) is None:  # finished while we waited for the lock
+                continue
+            _recover_entry(engine, journal, entry, sink)
+        recovered.append(entry.container_name)
     return recovered
+
+
+def _recover_entry(engine: Engine, journal: Journal, entry: Entry, sink: ProgressSink) -> None:
+    name = entry.container_name
+    if entry.phase == COMMITTING and _new_containers_present(engine, entry):
+        sink(INFO, f"♻️ Recovering {name}: the new container had passed its health gate; finishing")
+        for member in entry.members:
+            current = engine.inspect_container(member.new_id or "")
+            if current and not current["State"].get("Running"):
+                engine.start(current["Id"])
+        _commit(engine, journal, entry, sink)
+        return
+    sink(WARNING, f"♻️ Recovering {name}: interrupted update to {entry.new_image}; restoring {entry.target.old_image}")
+    restore(engine, entry, sink)
+    journal.delete(name)
+    sink(INFO, f"↩️ {name} runs {entry.target.old_image} again")
 
 
 def _new_containers_present(engine: Engine, entry: Entry) -> bool:
