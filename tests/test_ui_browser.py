@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
@@ -86,9 +87,14 @@ def stack(redis_url: str, tmp_path: Path, target: App, github: FakeGitHub) -> It
 def start(stack: Stack, *names: str, **worker_env: str) -> None:
     stack.start_api()
     stack.start_worker(**worker_env)
-    stack.wait_for_workers(1)
-    testbed.wait_for(lambda: {c["name"] for c in stack.get("/containers").json()["containers"]} >= set(names),
-                     what="the containers in the inventory")
+    token = stack.env.get("UPDATER_API_TOKEN")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def listed() -> set[str]:
+        return {c["name"] for c in httpx.get(f"{stack.url}/containers", headers=auth).json()["containers"]}
+
+    testbed.wait_for(lambda: stack.get("/health").json()["workers"] == 1, what="a live worker")
+    testbed.wait_for(lambda: listed() >= set(names), what="the containers in the inventory")
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +153,16 @@ def test_update_the_target_from_the_page(browser: Browser, console: Console, sta
     expect(page.locator("#target-title")).to_have_text(target.name)
     expect(page.locator("#target-latest")).to_contain_text(f"Newer image available: {images.tags['v2']}")
 
-    page.get_by_role("button", name="Update HMM-Local Container").click()
+    update = page.get_by_role("button", name="Update HMM-Local Container")
+    update.focus()
+    page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name=f"Update {target.name}?")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice is the default
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(update).to_be_enabled()
+
+    update.click()
     expect(dialog).to_contain_text(images.ref("v1"))
     expect(dialog).to_contain_text(images.ref("v2"))
     dialog.get_by_role("button", name="Recreate container").click()
@@ -219,7 +233,7 @@ def test_the_page_reconnects_after_an_api_restart_and_shows_what_it_missed(
     # A longer health gate leaves time to take the API down in the middle of the update.
     start(stack, target.name, UPDATER_SETTLE_SECONDS="5")
     api = stack.processes[0]
-    page = open_page(browser, console, stack.url, DESKTOP)
+    page = open_page(browser, console, stack.url, PHONE)
     page.get_by_role("button", name="Update HMM-Local Container").click()
     page.get_by_role("dialog").get_by_role("button", name="Recreate container").click()
     expect(page.locator("#log .log-line", has_text="Checking health")).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
@@ -231,6 +245,8 @@ def test_the_page_reconnects_after_an_api_restart_and_shows_what_it_missed(
                      what="the update to finish")
     assert served_version(target.port) == "2"
     assert log_lines(page, "Update completed successfully") == 0, "the API was down: the page cannot know yet"
+    log = page.locator("#log")
+    log.evaluate("list => { list.scrollTop = 0; }")  # the reader scrolls up: the log must stay there
 
     stack._spawn("api", "api-restarted", {})  # same port: the page reconnects to where it was
     expect(page.locator("#log-state")).to_have_text("Live", timeout=30_000)
@@ -239,7 +255,42 @@ def test_the_page_reconnects_after_an_api_restart_and_shows_what_it_missed(
     assert log_lines(page, "Checking health") == 1, "replayed lines must not show twice"
     assert log_lines(page, "Pulling") == 1
     expect(page.locator("#banner")).to_contain_text(f"{target.name} updated", timeout=30_000)
-    screenshot(page, "desktop-reconnected.png")
+    follow = page.get_by_role("button", name=re.compile(r"\d+ new lines?"))
+    expect(follow).to_be_visible()
+    assert log.evaluate("list => list.scrollTop") == 0
+    follow.click()
+    expect(follow).to_be_hidden()
+    assert log.evaluate("list => list.scrollHeight - list.scrollTop - list.clientHeight") < 24
+    screenshot(page, "phone-reconnected.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     # While the API was down the browser reported refused connections; nothing else may go wrong.
     unexpected = [e for e in console.errors if not re.search(r"ERR_CONNECTION_REFUSED|WebSocket connection", e)]
     assert unexpected == []
+
+
+def test_the_page_asks_for_the_token_once_and_keeps_it(browser: Browser, console: Console, stack: Stack,
+                                                       target: App, images: testbed.TestImages) -> None:
+    stack.env["UPDATER_API_TOKEN"] = token = "s3cret-for-the-browser-test"
+    start(stack, target.name)
+    if httpx.get(f"{stack.url}/containers").status_code != 401:
+        pytest.skip("the API does not enforce UPDATER_API_TOKEN yet")
+    page = browser.new_page(viewport=DESKTOP)
+    page.on("console", console)
+    page.goto(stack.url)
+
+    prompt = page.get_by_role("dialog", name="Access token")
+    prompt.get_by_label("Token").fill("wrong")
+    prompt.get_by_role("button", name="Save token").click()
+    expect(prompt.get_by_role("alert")).to_have_text("That token was not accepted.")
+    prompt.get_by_label("Token").fill(token)
+    prompt.get_by_role("button", name="Save token").click()
+
+    expect(prompt).to_be_hidden()
+    expect(page.locator("#log-state")).to_have_text("Live")
+    expect(page.locator("#target-tag")).to_have_text(images.tags["v1"])
+    assert page.evaluate("localStorage.getItem('hmm-updater-token')") == token
+    page.reload()
+    expect(page.locator("#target-tag")).to_have_text(images.tags["v1"])
+    expect(page.locator("#log-state")).to_have_text("Live")
+    expect(prompt).to_be_hidden()
+    assert [e for e in console.errors if "401" not in e] == []
