@@ -130,6 +130,7 @@ def open_page(browser: Browser, console: Console, url: str, viewport: dict[str, 
 
 def screenshot(page: Page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(0, 0)  # no hover highlight in the picture
     page.screenshot(path=str(ARTIFACTS / name), full_page=full_page, animations="disabled")
 
 
