@@ -210,6 +210,7 @@ def test_a_failed_update_shows_the_error_and_the_rollback_on_a_phone(
     page.get_by_role("button", name=f"Update {other.name}").click()
     dialog = page.get_by_role("dialog", name=f"Update {other.name}?")
     dialog.get_by_label("Image override").fill(images.ref("broken"))
+    expect(dialog.locator("#confirm-new")).to_have_text(images.ref("broken"))
     screenshot(page, "phone-confirm.png", full_page=False)
     dialog.get_by_role("button", name="Recreate container").click()
 

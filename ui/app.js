@@ -235,7 +235,8 @@ function openConfirm(name) {
   $("confirm-title").textContent = `Update ${name}?`;
   $("confirm-current").replaceChildren(el("span", { class: "mono", text: container?.image || "unknown" }));
   const newest = `the newest ${state.config.tag_prefix}<sha> image, resolved when the update starts`;
-  $("confirm-new").replaceChildren(el("span", { class: "mono", text: known ? latest.latest_image : newest }));
+  $("confirm-new").dataset.default = known ? latest.latest_image : newest;
+  $("confirm-new").textContent = $("confirm-new").dataset.default;
   $("confirm-image").value = "";
   dialog.returnValue = "";
   dialog.dataset.container = name;
@@ -484,6 +485,10 @@ function wireEvents() {
   $("banner-close").addEventListener("click", hideBanner);
   $("update-target").addEventListener("click", () => openConfirm(state.config.target_container));
   $("confirm-dialog").addEventListener("close", confirmClosed);
+  $("confirm-image").addEventListener("input", (event) => {
+    const override = event.target.value.trim();
+    $("confirm-new").textContent = override || $("confirm-new").dataset.default;
+  });
   $("confirm-image").addEventListener("keydown", (event) => {
     // Enter in the field means "go", not the form's first button (Cancel).
     if (event.key !== "Enter") return;
