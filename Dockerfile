@@ -38,8 +38,9 @@ COPY --from=dashboard-build /opt/venv /opt/venv
 USER updater
 EXPOSE 9181
 ENV RQ_DASHBOARD_BIND=0.0.0.0 RQ_DASHBOARD_PORT=9181
+# A port check: with basic auth set, every page answers 401.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9181/favicon.ico', timeout=4)"
+    CMD python3 -c "import socket; socket.create_connection(('127.0.0.1', 9181), timeout=4).close()"
 ENTRYPOINT ["rq-dashboard"]
 
 FROM runtime AS updater
