@@ -26,7 +26,7 @@ from worker.settings import Settings
 
 ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
-REFRESH_WAIT_SECONDS = 3.0
+REFRESH_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ def find_container(redis: Redis, name: str) -> ContainerInfo | None:
     A container missing from a published inventory may have been created since the last publication,
     so ask for a fresh one before answering ContainerNotFound."""
     inventory = read_inventory(redis)
+    if inventory is None and _request_inventory_refresh(redis):  # a worker that just started
+        inventory = read_inventory(redis)
     if inventory is None:
         return None
     for attempt in range(2):

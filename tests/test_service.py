@@ -149,6 +149,9 @@ def test_worker_killed_mid_update_fails_the_job_with_a_reason(stack: Stack, dock
     assert job["status"] == "failed"
     assert job["error"].startswith("worker died during the update"), job["error"]
     assert job["log"][-1]["level"] == "ERROR"
+    # The surviving worker's housekeeping recovers the container once the job is reaped.
+    testbed.wait_for(lambda: f"{name} runs {images.ref('v1')} again" in stack.log_of("rescuer"), timeout=60,
+                     what="recovery by the surviving worker")
     assert docker_client.api.inspect_container(name)["State"]["Running"]
     again = stack.post("/update", {"container_name": name, "new_image": images.ref("v2")})
     assert again.status_code == 202, again.text  # the dead job's lock was released

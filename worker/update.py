@@ -66,11 +66,12 @@ def resolve_latest(engine: DockerEngine, name: str, settings: Settings, sink: Pr
 
 def recover_all(settings: Settings, sink: ProgressSink) -> list[str]:
     """Finish or roll back every interrupted update; returns the names of containers it touched."""
+    journal = Journal(settings.updater_state_dir)
+    if not journal.entries():
+        sink(INFO, "✅ Nothing to recover")
+        return []
     engine = DockerEngine.from_env()
     try:
-        recovered = recover(engine, Journal(settings.updater_state_dir), sink)
+        return recover(engine, journal, sink)
     finally:
         engine.close()
-    if not recovered:
-        sink(INFO, "✅ Nothing to recover")
-    return recovered
