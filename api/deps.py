@@ -1,24 +1,26 @@
-"""Dependencies the routes declare: settings, the Redis client, the RQ queue."""
+"""Dependencies the routes declare: settings, the Redis client, the RQ queue, and access checks."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis import Redis
 from rq import Queue
+from starlette.requests import HTTPConnection
 
 from worker import keys
 from worker.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+# HTTPConnection, not Request: the WebSocket route needs them too.
+def get_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
     return settings
 
 
-def get_redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
+def get_redis(connection: HTTPConnection) -> Redis:
+    redis: Redis = connection.app.state.redis
     return redis
 
 

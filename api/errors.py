@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,10 +12,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
+from api.security import AccessDenied, access_denied
 from worker.errors import UpdateInProgress, UpdaterError
 
 STATUS_BY_ERROR = {
     "InvalidRequest": 400,
+    "NotAllowed": 403,
     "UpdateRefused": 403,
     "ContainerNotFound": 404,
     "UpdateInProgress": 409,
@@ -29,12 +32,13 @@ def status_for(error_type: str | None) -> int:
     return STATUS_BY_ERROR.get(error_type or "", 500)
 
 
-def error_response(status: int, error: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"success": False, "error": error, **extra}, status_code=status)
+def error_response(status: int, error: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+                   ) -> JSONResponse:
+    return JSONResponse({"success": False, "error": error, **extra}, status_code=status, headers=headers)
 
 
 async def updater_error(request: Request, exc: Exception) -> JSONResponse:
-    extra = {"job_id": exc.job_id} if isinstance(exc, UpdateInProgress) else {}
+    extra: dict[str, Any] = {"job_id": exc.job_id} if isinstance(exc, UpdateInProgress) else {}
     return error_response(status_for(type(exc).__name__), str(exc), **extra)
 
 
@@ -50,14 +54,21 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 async def redis_down(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, f"Redis is not reachable: {exc}")
 
 
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    # The details stay in the server's log: an exception's text may carry what the caller must not see.
+    return error_response(500, "Internal error; see the API's log")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, internal_error)
+    app.add_exception_handler(AccessDenied, access_denied)  # type: ignore[arg-type]  # HTTP and WebSocket
     app.add_exception_handler(UpdaterError, updater_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

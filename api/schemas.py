@@ -42,6 +42,11 @@ class ErrorBody(BaseModel):
     error: str
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, all answered as ErrorBody."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
 class LogEntryPublic(BaseModel):
     id: str
     timestamp: str
@@ -98,3 +103,4 @@ class Health(BaseModel):
     update_in_progress: bool
     redis: bool
     workers: int
+    docker: bool | None  # whether the workers reach the Docker engine; None until one has tried

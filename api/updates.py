@@ -16,7 +16,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from api.schemas import UpdateRequest
-from worker import keys
+from worker import keys, policy
 from worker.errors import ContainerNotFound, ImageResolutionFailed, ServiceUnavailable, UpdateInProgress
 from worker.inventory import ContainerInfo, read_inventory
 from worker.reaper import live_workers
@@ -110,12 +110,17 @@ def plan_update(request: UpdateRequest, settings: Settings, redis: Redis) -> Pla
     if holder:
         raise UpdateInProgress(name, holder)
     container = find_container(redis, name)
+    # Without an inventory the worker's own check (on the engine's inspect) is the only one.
+    if container is not None:
+        policy.check_container(name, container.get("labels"), settings)
     old_image = container["image"] if container else None
     if new_image is None:
         if old_image is None:
             raise ServiceUnavailable("No worker has published the container inventory yet, so the newest "
                                      "image cannot be resolved; retry shortly or give new_image")
         new_image = resolve_newest(settings, old_image)
+    if old_image is not None:
+        policy.check_image(name, old_image, new_image, settings)
     return PlannedUpdate(name, new_image, old_image, request.force)
 
 

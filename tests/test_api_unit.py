@@ -38,9 +38,12 @@ OLD = "ghcr.io/renegadeuk/hmm-local:main-1111111"
 NEW = "ghcr.io/renegadeuk/hmm-local:main-2222222"
 
 
-def container(name: str, image: str = OLD) -> ContainerInfo:
+ENABLED = {"hmm-updater.enable": "true"}
+
+
+def container(name: str, image: str = OLD, labels: dict[str, str] | None = None) -> ContainerInfo:
     return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
-                         health="healthy", created="2026-01-01T00:00:00Z", started_at=None, labels={})
+                         health="healthy", created="2026-01-01T00:00:00Z", started_at=None, labels=labels or {})
 
 
 @pytest.fixture
@@ -77,7 +80,7 @@ def perform(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     calls: list[tuple[str, str | None]] = []
 
     def fake_perform(name: str, new_image: str | None, settings: Settings, sink: ProgressSink,
-                     *, force: bool = False) -> UpdateResult:
+                     *, force: bool = False, enforce_policy: bool = False) -> UpdateResult:
         calls.append((name, new_image))
         sink(INFO, f"Pulling {new_image}")
         sink(INFO, "Started the new container")
@@ -209,7 +212,7 @@ def test_failed_update_keeps_the_error_and_wait_answers_it(client: TestClient, r
                                                             worker: SimpleWorker,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(name: str, new_image: str | None, settings: Settings, sink: ProgressSink,
-                *, force: bool = False) -> UpdateResult:
+                *, force: bool = False, enforce_policy: bool = False) -> UpdateResult:
         sink(INFO, "Starting the new container")
         raise UpdateRolledBack("new container exited with code 3", OLD)
 
@@ -298,11 +301,15 @@ def test_unknown_job_is_404(client: TestClient) -> None:
     assert response.status_code == 404 and response.json() == {"success": False, "error": "Job 'nope' not found"}
 
 
-def test_containers_come_from_the_inventory(client: TestClient, redis: Redis) -> None:
+def test_containers_come_from_the_inventory_and_only_allowed_ones_are_listed(client: TestClient,
+                                                                             redis: Redis) -> None:
     assert client.get("/containers").status_code == 503
-    publish_inventory(redis, [container("b"), container("a", image=NEW)])
+    publish_inventory(redis, [container("b", labels=ENABLED), container("a", image=NEW, labels=ENABLED),
+                              container("hmm-local"), container("private"),
+                              container("off", labels={"hmm-updater.enable": "false"})])
     body = client.get("/containers").json()
-    assert [(c["name"], c["image"]) for c in body["containers"]] == [("a", NEW), ("b", OLD)]
+    assert [(c["name"], c["image"]) for c in body["containers"]] == [("a", NEW), ("b", OLD), ("hmm-local", OLD)]
+    assert "labels" not in body["containers"][0]
 
 
 def test_websocket_replays_history_then_relays_live_lines(client: TestClient, redis: Redis) -> None:

@@ -25,7 +25,8 @@ NEW = "ghcr.io/renegadeuk/hmm-local:main-2222222"
 
 def container(name: str, image: str) -> ContainerInfo:
     return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
-                         health=None, created="2026-01-01T00:00:00Z", started_at=None, labels={})
+                         health=None, created="2026-01-01T00:00:00Z", started_at=None,
+                         labels={"hmm-updater.enable": "true"})
 
 
 class FakeResolver:

@@ -249,7 +249,8 @@ class Names:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.prefix = f"hmmt-{run_id}-{secrets.token_hex(2)}"
-        self.labels = {"hmmtest.run": run_id}
+        # Test containers may be updated whatever their name (see worker/policy.py).
+        self.labels = {"hmmtest.run": run_id, "hmm-updater.enable": "true"}
 
     def __call__(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"

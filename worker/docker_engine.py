@@ -10,6 +10,8 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from worker.derive import NetworkAttachment
 from worker.errors import EngineError, ImagePullFailed
@@ -84,6 +86,8 @@ class DockerEngine:
             raise ImagePullFailed(ref, str(exc.explanation or exc)) from exc
         except DockerException as exc:
             raise ImagePullFailed(ref, str(exc)) from exc
+        except (RequestException, Urllib3Error, OSError) as exc:  # the engine went silent: a stalled pull
+            raise ImagePullFailed(ref, f"the engine stopped answering ({exc})") from exc
         image = self.inspect_image(ref)
         if image is None:
             raise ImagePullFailed(ref, "image not present after pull")

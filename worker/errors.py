@@ -9,6 +9,10 @@ class InvalidRequest(UpdaterError):
     """Bad input: a malformed container name or image reference, an unknown field."""
 
 
+class NotAllowed(UpdaterError):
+    """The allow-lists forbid it: the container is not enabled for updates, or the image is not allowed."""
+
+
 class ContainerNotFound(UpdaterError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Container '{name}' not found")

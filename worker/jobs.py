@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 
@@ -13,7 +15,7 @@ from worker import keys, update
 from worker.errors import UpdateInProgress
 from worker.joblog import JobLog
 from worker.locks import confirm_lock, release_lock
-from worker.progress import ERROR, INFO, ProgressSink
+from worker.progress import ERROR, INFO, ProgressSink, format_line
 from worker.settings import get_settings
 from worker.update_metrics import record_update
 
@@ -24,7 +26,21 @@ def _now() -> str:
 
 def _save_meta(job: Job, **fields: Any) -> None:
     job.meta.update(fields)
-    job.save_meta()  # type: ignore[no-untyped-call]
+    # A Redis restarted without persistence lost the job: writing meta alone would leave a broken record.
+    if job.connection.exists(job.key):
+        job.save_meta()  # type: ignore[no-untyped-call]
+
+
+def _fail_safe(container_name: str, log: ProgressSink) -> ProgressSink:
+    """Redis going away must not break the update it reports on: the line then goes to the worker's log only."""
+
+    def sink(level: str, message: str) -> None:
+        try:
+            log(level, message)
+        except RedisError as exc:
+            print(format_line(level, f"[{container_name}] {message} (not published: {exc})"), flush=True)
+
+    return sink
 
 
 def _tracking_sink(job: Job, log: ProgressSink) -> ProgressSink:
@@ -32,7 +48,8 @@ def _tracking_sink(job: Job, log: ProgressSink) -> ProgressSink:
 
     def sink(level: str, message: str) -> None:
         log(level, message)
-        _save_meta(job, step=message)
+        with suppress(RedisError):
+            _save_meta(job, step=message)
 
     return sink
 
@@ -43,7 +60,7 @@ def run_update(container_name: str, new_image: str | None = None, force: bool = 
         raise RuntimeError("run_update must run inside an RQ job")
     settings = get_settings()
     redis = job.connection
-    log = JobLog(redis).sink_for(job.id, container_name)
+    log = _fail_safe(container_name, JobLog(redis).sink_for(job.id, container_name))
     started = time.monotonic()
     job.meta.setdefault("old_image", None)
     _save_meta(job, container_name=container_name, new_image=new_image or job.meta.get("new_image"),
@@ -54,19 +71,25 @@ def run_update(container_name: str, new_image: str | None = None, force: bool = 
         if holder != job.id:
             raise UpdateInProgress(container_name, holder)
         log(INFO, f"🚀 Job {job.id} started: update {container_name} → {new_image or 'newest image'}")
-        result = update.perform_update(container_name, new_image, settings, _tracking_sink(job, log),
-                                       force=force)
+        result = update.perform_update(container_name, new_image, settings,
+                                       _tracking_sink(job, log), force=force,
+                                       enforce_policy=True)
     except Exception as exc:
-        _save_meta(job, step="failed", finished_at=_now(), error=str(exc), error_type=type(exc).__name__)
+        with suppress(RedisError):
+            _save_meta(job, step="failed", finished_at=_now(), error=str(exc), error_type=type(exc).__name__)
         log(ERROR, f"❌ Update of {container_name} failed: {exc}")
-        record_update(redis, "failed", time.monotonic() - started)
+        with suppress(RedisError):
+            record_update(redis, "failed", time.monotonic() - started)
         raise
     finally:
-        release_lock(redis, container_name, job.id)
-    _save_meta(job, step="finished", finished_at=_now(), old_image=result.old_image,
-               new_image=result.new_image)
+        with suppress(RedisError):  # a lock left behind expires, and its finished job no longer blocks
+            release_lock(redis, container_name, job.id)
+    with suppress(RedisError):
+        _save_meta(job, step="finished", finished_at=_now(), old_image=result.old_image,
+                   new_image=result.new_image)
     log(INFO, f"✅ {result.message}")
-    record_update(redis, "updated" if result.updated else "unchanged", time.monotonic() - started)
+    with suppress(RedisError):
+        record_update(redis, "updated" if result.updated else "unchanged", time.monotonic() - started)
     return {
         "container_id": result.container_id,
         "container_name": result.container_name,

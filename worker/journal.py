@@ -112,5 +112,14 @@ class Journal:
             return []
         return [Entry.from_dict(json.loads(p.read_text())) for p in sorted(self.directory.glob("*.json"))]
 
+    def orphans(self) -> list[Entry]:
+        """Entries no live process holds: updates whose process died (a worker or its work horse killed)."""
+        orphaned = []
+        for entry in self.entries():
+            with self.hold(entry.container_name) as owned:
+                if owned:
+                    orphaned.append(entry)
+        return orphaned
+
     def delete(self, container_name: str) -> None:
         self._path(container_name).unlink(missing_ok=True)

@@ -23,6 +23,8 @@ JOB_LOG_TTL_SECONDS = 7 * 24 * 3600  # a job's own log outlives its RQ result by
 JOB_RESULT_TTL_SECONDS = 7 * 24 * 3600
 LOCK_TTL_MARGIN_SECONDS = 3600  # a queued job's lock survives this long in the queue before it runs
 INVENTORY_REFRESH = f"{PREFIX}:inventory:refresh"  # list of tokens: the API asks a worker to publish now
+ENGINE_STATUS = f"{PREFIX}:engine"  # "ok" or "unreachable", set by each worker's housekeeping
+ENGINE_STATUS_TTL_SECONDS = 60
 REAPER_LOCK = f"{PREFIX}:reaper"  # one worker at a time fails the jobs of dead workers
 UPDATE_METRICS = f"{PREFIX}:metrics"  # hash: job outcome counters and the update duration histogram
 

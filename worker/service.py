@@ -18,6 +18,7 @@ from rq import Worker, worker_registration
 from worker import keys
 from worker.errors import ServiceUnavailable
 from worker.inventory import publish_inventory, summarize
+from worker.journal import Journal
 from worker.private_redis import private_redis
 from worker.progress import INFO, WARNING, print_sink
 from worker.reaper import (
@@ -28,6 +29,7 @@ from worker.reaper import (
     process_space,
     reap_dead_workers_jobs,
 )
+from worker.redact import redact_url
 from worker.redis_client import as_text, redis_client
 from worker.settings import Settings
 from worker.update import recover_all
@@ -65,6 +67,13 @@ class UpdateWorker(Worker):
     def main_work_horse(self, job: Any, queue: Any) -> None:
         _die_with_parent(self.pid or os.getppid())
         super().main_work_horse(job, queue)
+
+    def maintain_heartbeats(self, job: Any, execution: Any) -> None:
+        """A Redis outage while an update runs must not stop this worker: that would kill the update."""
+        try:
+            super().maintain_heartbeats(job, execution)
+        except RedisError as exc:
+            log.warning("Worker %s: heartbeat failed (%s); the update goes on", self.name, exc)
 
     def register_death(self) -> None:
         self.stopping = True
@@ -108,8 +117,14 @@ class Housekeeper(threading.Thread):
         tokens: list[str] = []
         while not self.stopping.is_set():
             try:
-                engine = engine or DockerEngine.from_env()
-                publish_inventory(redis, [summarize(c) for c in engine.list_containers()])
+                try:
+                    engine = engine or DockerEngine.from_env()
+                    containers = [summarize(c) for c in engine.list_containers()]
+                except Exception:
+                    redis.set(keys.ENGINE_STATUS, "unreachable", ex=keys.ENGINE_STATUS_TTL_SECONDS)
+                    raise
+                redis.set(keys.ENGINE_STATUS, "ok", ex=keys.ENGINE_STATUS_TTL_SECONDS)
+                publish_inventory(redis, containers)
                 for token in tokens:
                     with redis.pipeline() as pipe:
                         pipe.rpush(keys.inventory_refreshed(token), "1")
@@ -118,7 +133,9 @@ class Housekeeper(threading.Thread):
                 tokens = []
                 if self.worker is not None:
                     self.worker.ensure_registered()
-                if reap_dead_workers_jobs(redis):
+                # An update whose process died (its job reaped, or only its work horse killed) left a
+                # journal entry nobody holds: finish or roll it back now, not at the next worker start.
+                if reap_dead_workers_jobs(redis) or Journal(self.settings.updater_state_dir).orphans():
                     recover_all(self.settings, print_sink)
                 self.last_error = ""
                 popped = redis.blpop([keys.INVENTORY_REFRESH], timeout=INVENTORY_INTERVAL_SECONDS)
@@ -142,7 +159,7 @@ def _connect(settings: Settings) -> Redis:
     try:
         redis.ping()
     except RedisError as exc:
-        raise ServiceUnavailable(f"Redis at {settings.redis_url} is not reachable: {exc}") from exc
+        raise ServiceUnavailable(f"Redis at {redact_url(settings.redis_url)} is not reachable: {exc}") from exc
     return redis
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+from worker import policy
 from worker.docker_engine import DockerEngine, own_container_id
 from worker.journal import Journal
 from worker.progress import INFO, ProgressSink
+from worker.redact import Redactor
 from worker.reference import parse_image_reference, validate_container_name
 from worker.settings import Settings
 from worker.transaction import UpdateOptions, UpdateResult, recover, update_container
@@ -31,18 +33,34 @@ def options_from(settings: Settings, *, force: bool = False) -> UpdateOptions:
 
 
 def perform_update(name: str, new_image: str | None, settings: Settings, sink: ProgressSink,
-                   *, force: bool = False) -> UpdateResult:
-    """Update container `name` to `new_image` (None: newest main-<sha>); raises UpdaterError on failure."""
+                   *, force: bool = False, enforce_policy: bool = False) -> UpdateResult:
+    """Update container `name` to `new_image` (None: newest main-<sha>); raises UpdaterError on failure.
+
+    `enforce_policy` checks the allow-lists against the engine's own view of the container (the API checked
+    the inventory already; the CLI, run by root on the host, does not check). The container's env values
+    are masked in every line and error the update reports."""
     name = validate_container_name(name)
-    engine = DockerEngine.from_env()
+    engine = DockerEngine.from_env(timeout=settings.updater_engine_timeout)
+    redact = Redactor([])
     try:
+        current = engine.inspect_container(name)
+        old_image = current["Config"]["Image"] if current else ""
+        redact = Redactor.for_container(current, [name, old_image, new_image or ""])
+        sink = redact.sink(sink)
+        if enforce_policy and current is not None:
+            policy.check_container(name, current["Config"].get("Labels"), settings)
         if new_image is None:
             new_image = resolve_latest(engine, name, settings, sink)
         else:
             new_image = str(parse_image_reference(new_image))
+        if enforce_policy and current is not None:
+            policy.check_image(name, old_image, new_image, settings)
         return update_container(engine, Journal(settings.updater_state_dir), name, new_image,
                                 options_from(settings, force=force), sink,
                                 self_container_id=own_container_id())
+    except Exception as exc:
+        redact.scrub(exc)
+        raise
     finally:
         engine.close()
 

@@ -20,7 +20,5 @@ class UiConfig(BaseModel):
 
 @router.get("/config", response_model=UiConfig)
 def ui_config(settings: SettingsDep) -> UiConfig:
-    # The token setting arrives with the security work; until then no token is ever required.
-    token = getattr(settings, "updater_api_token", None)
     return UiConfig(target_container=settings.target_container, tag_prefix=settings.updater_tag_prefix,
-                    token_required=bool(token), version=service_version())
+                    token_required=settings.updater_api_token is not None, version=service_version())

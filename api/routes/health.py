@@ -1,4 +1,5 @@
-"""GET /health: the seed's fields plus Redis reachability and live workers; 503 when not healthy."""
+"""GET /health: the seed's fields plus Redis, live workers and the engine; 503 when not healthy. Open to all:
+it says whether things work, never what runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.deps import RedisDep
 from api.schemas import ErrorBody, Health
 from worker import keys
 from worker.reaper import live_workers
+from worker.redis_client import as_text
 
 router = APIRouter()
 
@@ -31,10 +33,13 @@ def health(redis: RedisDep) -> JSONResponse:
         redis.ping()
         workers = len(live_workers(redis))
         started = Queue(keys.QUEUE_NAME, connection=redis).started_job_registry.get_job_count(cleanup=False)
+        engine = redis.get(keys.ENGINE_STATUS)
         redis_ok = True
     except RedisError:
-        redis_ok, workers, started = False, 0, 0
-    healthy = redis_ok and workers > 0
+        redis_ok, workers, started, engine = False, 0, 0, None
+    docker = None if engine is None else as_text(engine) == "ok"
+    healthy = redis_ok and workers > 0 and docker is not False
     body = Health(status="healthy" if healthy else "unhealthy", timestamp=datetime.now(UTC).isoformat(),
-                  version=service_version(), update_in_progress=started > 0, redis=redis_ok, workers=workers)
+                  version=service_version(), update_in_progress=started > 0, redis=redis_ok, workers=workers,
+                  docker=docker)
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

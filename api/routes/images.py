@@ -11,7 +11,9 @@ from pydantic import BaseModel
 
 from api import updates
 from api.deps import RedisDep, SettingsDep
+from api.schemas import error_responses
 from worker.errors import InvalidRequest, ServiceUnavailable, UpdaterError
+from worker.policy import check_container
 from worker.reference import parse_image_reference, validate_container_name
 from worker.settings import Settings
 
@@ -53,7 +55,7 @@ class _ResolvedCache:
 resolved = _ResolvedCache()
 
 
-@router.get("/images/latest", response_model=LatestImage)
+@router.get("/images/latest", response_model=LatestImage, responses=error_responses(400, 403, 404, 422, 503))
 def latest_image(settings: SettingsDep, redis: RedisDep,
                  container: str = Query(description="container name"),
                  refresh: bool = Query(default=False, description="resolve again, ignoring the cache")
@@ -62,6 +64,7 @@ def latest_image(settings: SettingsDep, redis: RedisDep,
     info = updates.find_container(redis, name)
     if info is None:
         raise ServiceUnavailable("No worker has published the container list recently: is a worker running?")
+    check_container(name, info.get("labels"), settings)
     current = info["image"]
     cached = None if refresh else resolved.get(current)
     if cached is None:

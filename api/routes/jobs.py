@@ -8,17 +8,17 @@ from rq.job import Job
 
 from api.deps import QueueDep, RedisDep
 from api.job_view import describe_job, recent_jobs
-from api.schemas import JobList, JobPublic
+from api.schemas import JobList, JobPublic, error_responses
 
 router = APIRouter()
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, responses=error_responses(422, 503))
 def list_jobs(queue: QueueDep, limit: int = Query(default=50, ge=1, le=500)) -> JobList:
     return JobList(jobs=recent_jobs(queue, limit))
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic)
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=error_responses(404, 503))
 def get_job(job_id: str, redis: RedisDep) -> JobPublic:
     try:
         job = Job.fetch(job_id, connection=redis)

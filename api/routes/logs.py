@@ -11,6 +11,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from api.security import accepted_subprotocol
 from worker import keys
 from worker.joblog import DEFAULT_HISTORY_LIMIT, decode_entries, history_key
 
@@ -21,7 +22,7 @@ RELAY_ERRORS = (WebSocketDisconnect, RedisError, OSError, RuntimeError)
 @router.websocket("/ws/logs")
 async def stream_logs(websocket: WebSocket, job_id: str | None = None,
                       limit: int = DEFAULT_HISTORY_LIMIT) -> None:
-    await websocket.accept()
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket))
     redis: AsyncRedis = websocket.app.state.async_redis
     pubsub = redis.pubsub()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -13,12 +12,11 @@ from api import updates
 from api.deps import QueueDep, RedisDep, SettingsDep
 from api.errors import error_response, status_for
 from api.job_view import job_error, job_result
-from api.schemas import ErrorBody, UpdateAccepted, UpdateRequest, UpdateSucceeded
+from api.schemas import UpdateAccepted, UpdateRequest, UpdateSucceeded, error_responses
 
 router = APIRouter()
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (400, 404, 409, 422, 503)}
+# With ?wait=true a failed job answers the status of its error: 403, 404, 409, 422, 500, 502, 503.
+ERRORS = error_responses(400, 403, 404, 409, 413, 415, 422, 500, 502, 503)
 
 
 @router.post("/update", status_code=202, response_model=UpdateAccepted,
