@@ -95,6 +95,7 @@ def test_update_keeps_user_settings_data_and_static_ip(docker_client: docker.Doc
     assert names_with_prefix(docker_client, docker_names.prefix) == [name], "a backup or stray is left"
     assert journal.entries() == []
     assert docker_client.volumes.get(old_data_mount["Name"])  # never removed
+    assert docker_client.images.get(before["Image"]), "the old image is kept unless cleanup is asked for"
     assert any("Update completed successfully" in m for _, m in sink.lines)
 
 
@@ -242,3 +243,21 @@ def test_failed_rollback_is_loud_and_keeps_the_backup(docker_client: docker.Dock
     assert old["Name"].lstrip("/") in (name, f"{name}-hmm-backup")
     assert journal.get(name) is not None, "the journal must stay for `hmm-updater recover`"
     engine.close()
+
+
+def test_cleanup_removes_the_old_image_only_when_asked(docker_client: docker.DockerClient,
+                                                       images: testbed.TestImages, docker_names: testbed.Names,
+                                                       engine: DockerEngine, journal: Journal) -> None:
+    # An image of this test's own, so removing it cannot disturb the shared test images.
+    own = f"{images.repository}:main-{testbed.sha7()}"
+    testbed.build_app_image(docker_client, images.base, testbed.AppVersion(f"own-{docker_names.prefix}"), own)
+    old_image_id = docker_client.images.get(own).id
+    name = docker_names("app")
+    run_app(docker_client, own, name, docker_names.labels)
+
+    update_container(engine, journal, name, images.ref("v3"),
+                     UpdateOptions(settle_seconds=1, cleanup_images=True, poll_interval=0.2), Recorder())
+
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(old_image_id)
+    assert docker_client.images.get(images.ref("v3"))  # the new one stays, of course
