@@ -14,8 +14,9 @@ from redis.asyncio import Redis as AsyncRedis
 from api.errors import install_error_handlers
 from api.metrics import Metrics
 from api.routes import config, containers, health, images, jobs, logs, metrics, ui, update
+from api.schemas import error_responses
 from api.security import (
-    RequestBodyRules,
+    RequestSizeLimit,
     hide_tokens_in_server_logs,
     require_token,
     require_websocket_access,
@@ -54,11 +55,11 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None,
     app.state.redis = sync_redis
     app.state.metrics = Metrics(sync_redis)
     # Inside the metrics middleware: its task group would wrap the 413 raised while the body is read.
-    app.add_middleware(RequestBodyRules)
+    app.add_middleware(RequestSizeLimit)
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
     for module in TOKEN_ROUTERS:
-        app.include_router(module.router, dependencies=[Depends(require_token)])
+        app.include_router(module.router, dependencies=[Depends(require_token)], responses=error_responses(401))
     app.include_router(logs.router, dependencies=[Depends(require_websocket_access)])
     for module in OPEN_ROUTERS:
         app.include_router(module.router)

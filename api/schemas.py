@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from worker.reference import CONTAINER_NAME_MAX, REFERENCE
+
+# Documented for clients (and schemathesis), checked by worker.reference with clearer messages than a 422.
+CONTAINER_NAME_SCHEMA: JsonDict = {"pattern": rf"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{{1,{CONTAINER_NAME_MAX - 1}}}$"}
+IMAGE_REFERENCE_SCHEMA: JsonDict = {"pattern": f"^{REFERENCE}$", "maxLength": 255}
 
 
 class UpdateRequest(BaseModel):
@@ -12,8 +19,8 @@ class UpdateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    container_name: str | None = None
-    new_image: str | None = None
+    container_name: str | None = Field(default=None, json_schema_extra=CONTAINER_NAME_SCHEMA)
+    new_image: str | None = Field(default=None, json_schema_extra=IMAGE_REFERENCE_SCHEMA)
     force: bool = False
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,13 +22,15 @@ TOKEN_QUERY_PARAM = "token"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."  # Sec-WebSocket-Protocol: bearer.<token> (browsers cannot set headers)
 BEARER_SUBPROTOCOL = "bearer"
 MAX_BODY_BYTES = 64 * 1024  # a request body is a few hundred bytes; anything larger is refused with 413
-CLOSE_CODES = {401: 4401, 403: 1008}  # for servers without the WebSocket denial-response extension
+CLOSE_CODES = {401: 4401, 403: 1008, 415: 1008}  # for servers without the WebSocket denial-response extension
 _TOKEN_IN_QUERY = re.compile(rf"([?&]{TOKEN_QUERY_PARAM}=)[^&\s\"]*")
 
 bearer = HTTPBearer(auto_error=False, description="The value of UPDATER_API_TOKEN; needed only when it is set.")
 
 
 class AccessDenied(Exception):
+    """401 (no or a wrong token), 403 (a foreign Origin) or 415 (not JSON), for HTTP and WebSocket alike."""
+
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
         self.status = status
@@ -106,28 +108,28 @@ async def access_denied(connection: HTTPConnection, exc: Exception) -> Response 
     return None
 
 
-class RequestBodyRules:
-    """POST, PUT and PATCH bodies must be JSON (415) of at most `max_bytes` (413), checked before any route runs.
+def require_json_body(request: Request) -> None:
+    """415 unless the body is JSON: cross-site pages can send text/plain or form bodies without a CORS
+    preflight, JSON they cannot."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise AccessDenied(415, "Send the request body as JSON, with Content-Type: application/json")
 
-    Cross-site pages can send text/plain or form bodies without a CORS preflight; JSON they cannot."""
+
+class RequestSizeLimit:
+    """Request bodies of more than `max_bytes` are refused with 413 before anything reads them."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         too_large = f"Request body larger than {self.max_bytes} bytes"
-        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            await _refuse(415, "Send the request body as JSON, with Content-Type: application/json", scope, receive,
-                          send)
-            return
-        length = headers.get("content-length", "")
+        length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
-            await _refuse(413, too_large, scope, receive, send)
+            await JSONResponse({"success": False, "error": too_large}, status_code=413)(scope, receive, send)
             return
         received = 0
 
@@ -135,15 +137,11 @@ class RequestBodyRules:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:  # no or a false Content-Length: stop reading, answer in the error shape
+            if received > self.max_bytes:  # no Content-Length, or a false one: stop reading here
                 raise HTTPException(413, too_large)
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-async def _refuse(status: int, error: str, scope: Scope, receive: Receive, send: Send) -> None:
-    await JSONResponse({"success": False, "error": error}, status_code=status)(scope, receive, send)
 
 
 class HideTokens(logging.Filter):

@@ -29,7 +29,9 @@ DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 NAME = rf"(?:{DOMAIN_AND_PORT}/)?{REMOTE_NAME}"
 REFERENCE = rf"({NAME})(?::({TAG}))?(?:@({DIGEST}))?"
 
-_CONTAINER_NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)
+CONTAINER_NAME = r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+"
+
+_CONTAINER_NAME_RE = re.compile(CONTAINER_NAME, re.ASCII)
 _DOMAIN_RE = re.compile(DOMAIN_AND_PORT, re.ASCII)
 _REMAINDER_RE = re.compile(rf"({REMOTE_NAME})(?::({TAG}))?(?:@({DIGEST}))?", re.ASCII)
 _IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")

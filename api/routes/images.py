@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api import updates
 from api.deps import RedisDep, SettingsDep
-from api.schemas import error_responses
+from api.schemas import CONTAINER_NAME_SCHEMA, error_responses
 from worker.errors import InvalidRequest, ServiceUnavailable, UpdaterError
 from worker.policy import check_container
 from worker.reference import parse_image_reference, validate_container_name
@@ -57,7 +57,7 @@ resolved = _ResolvedCache()
 
 @router.get("/images/latest", response_model=LatestImage, responses=error_responses(400, 403, 404, 422, 503))
 def latest_image(settings: SettingsDep, redis: RedisDep,
-                 container: str = Query(description="container name"),
+                 container: str = Query(description="container name", json_schema_extra=CONTAINER_NAME_SCHEMA),
                  refresh: bool = Query(default=False, description="resolve again, ignoring the cache")
                  ) -> LatestImage:
     name = validate_container_name(container)

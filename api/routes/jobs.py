@@ -22,6 +22,6 @@ def list_jobs(queue: QueueDep, limit: int = Query(default=50, ge=1, le=500)) -> 
 def get_job(job_id: str, redis: RedisDep) -> JobPublic:
     try:
         job = Job.fetch(job_id, connection=redis)
-    except NoSuchJobError:
+    except (NoSuchJobError, ValueError):  # ValueError: not even a valid job id
         raise HTTPException(404, f"Job '{job_id}' not found") from None
     return describe_job(redis, job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from rq.job import JobStatus
 
@@ -13,6 +13,7 @@ from api.deps import QueueDep, RedisDep, SettingsDep
 from api.errors import error_response, status_for
 from api.job_view import job_error, job_result
 from api.schemas import UpdateAccepted, UpdateRequest, UpdateSucceeded, error_responses
+from api.security import require_json_body
 
 router = APIRouter()
 # With ?wait=true a failed job answers the status of its error: 403, 404, 409, 422, 500, 502, 503.
@@ -20,7 +21,7 @@ ERRORS = error_responses(400, 403, 404, 409, 413, 415, 422, 500, 502, 503)
 
 
 @router.post("/update", status_code=202, response_model=UpdateAccepted,
-             responses={200: {"model": UpdateSucceeded}, **ERRORS})
+             responses={200: {"model": UpdateSucceeded}, **ERRORS}, dependencies=[Depends(require_json_body)])
 def update_container(body: UpdateRequest, settings: SettingsDep, redis: RedisDep, queue: QueueDep,
                      wait: bool = False,
                      timeout: float = Query(default=600.0, gt=0, le=7200)) -> JSONResponse:
