@@ -1,0 +1,1 @@
+"""Benchmarks on the real engine: downtime, end-to-end time, log relay latency and worker fan-out."""
