@@ -32,6 +32,12 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The bearer token, when the stack runs with UPDATER_API_TOKEN."""
+        token = self.env.get("UPDATER_API_TOKEN")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def _spawn(self, command: str, label: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
         env = {**os.environ, "REDIS_URL": self.redis_url, "UPDATER_STATE_DIR": str(self.workdir / "state"),
                "UPDATER_SETTLE_SECONDS": "1", "UPDATER_HOST": "127.0.0.1",
@@ -56,10 +62,10 @@ class Stack:
                          what=f"{count} live workers")
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30)
+        return httpx.get(self.url + path, headers=self.headers, timeout=30)
 
     def post(self, path: str, body: dict[str, Any], timeout: float = 30) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=timeout)
+        return httpx.post(self.url + path, json=body, headers=self.headers, timeout=timeout)
 
     def wait_for_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
         testbed.wait_for(lambda: self.get(f"/jobs/{job_id}").json()["status"] in ("finished", "failed"),
@@ -68,7 +74,9 @@ class Stack:
         return job
 
     def websocket(self, query: str = "") -> ClientConnection:
-        return connect(f"ws://127.0.0.1:{self.api_port}/ws/logs{query}", open_timeout=10)
+        token = self.env.get("UPDATER_API_TOKEN")
+        return connect(f"ws://127.0.0.1:{self.api_port}/ws/logs{query}", open_timeout=10,
+                       subprotocols=[f"bearer.{token}"] if token else None)
 
     def log_of(self, label: str) -> str:
         return (self.workdir / f"{label}.log").read_text(errors="replace")
@@ -92,13 +100,14 @@ class LogCollector(threading.Thread):
         super().__init__(daemon=True)
         self.ws = ws
         self.entries: list[dict[str, Any]] = []
+        self.error: Exception | None = None  # why it stopped, other than a normal close
 
     def run(self) -> None:
         try:
             for message in self.ws:
                 self.entries.append(json.loads(message))
-        except Exception:
-            return
+        except Exception as exc:
+            self.error = exc
 
     def of_job(self, job_id: str) -> list[dict[str, Any]]:
         return [e for e in self.entries if e["job_id"] == job_id]

@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker, worker_registration
+from rq.job import Job, JobStatus
 
 from worker import keys
 from worker.errors import ServiceUnavailable
@@ -26,6 +28,7 @@ from worker.reaper import (
     OWN_WORKER_NAMES,
     PROCESS_SPACE_FIELD,
     WORKER_TTL_SECONDS,
+    fail_job,
     process_space,
     reap_dead_workers_jobs,
 )
@@ -35,6 +38,10 @@ from worker.settings import Settings
 from worker.update import recover_all
 
 INVENTORY_INTERVAL_SECONDS = 5
+REDIS_RETRY_SECONDS = 2
+DONE_STATUSES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+UNRECORDED_REASON = ("Redis was unreachable when the update ended, so its outcome was not recorded; the worker's "
+                     "log has it, and GET /containers shows the image the container runs")
 PR_SET_PDEATHSIG = 1
 log = logging.getLogger("hmm_updater.worker")
 
@@ -68,12 +75,39 @@ class UpdateWorker(Worker):
         _die_with_parent(self.pid or os.getppid())
         super().main_work_horse(job, queue)
 
+    # A Redis outage must not stop this worker: while an update runs that would kill it half-way, and
+    # after one it would leave the queue without a worker.
+
     def maintain_heartbeats(self, job: Any, execution: Any) -> None:
-        """A Redis outage while an update runs must not stop this worker: that would kill the update."""
         try:
             super().maintain_heartbeats(job, execution)
         except RedisError as exc:
             log.warning("Worker %s: heartbeat failed (%s); the update goes on", self.name, exc)
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().heartbeat(*args, **kwargs)
+        except RedisError as exc:
+            log.warning("Worker %s: heartbeat failed (%s)", self.name, exc)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        try:
+            super().execute_job(job, queue)
+        except RedisError as exc:
+            log.warning("Worker %s: Redis went away as job %s ended (%s); its outcome is in this log", self.name,
+                        job.id, exc)
+            self._fail_unrecorded(job)
+
+    def _fail_unrecorded(self, job: Job) -> None:
+        """Once Redis is back, fail the job if it still looks active there (Redis kept its data), so its
+        container's lock does not wait for the job timeout."""
+        while not self.stopping:
+            try:
+                if Job.exists(job.id, self.connection) and job.get_status() not in DONE_STATUSES:
+                    fail_job(self.connection, job, UNRECORDED_REASON)
+                return
+            except RedisError:
+                time.sleep(REDIS_RETRY_SECONDS)
 
     def register_death(self) -> None:
         self.stopping = True
