@@ -26,7 +26,7 @@ class Sample:
     size: str
     downtime: float
     end_to_end: float
-    stalled_probes: int  # connections docker-proxy accepted but answered late or never
+    stalled_seconds: float  # spent in probes docker-proxy accepted but answered late or never
     phases: dict[str, float] = field(default_factory=dict)  # updater only: where the time went
 
 
@@ -94,7 +94,7 @@ def measure(target: Target, version: str, update: Callable[[], dict[str, float] 
     prober.wait_for(version)
     target.version = version
     downtime = prober.finish()
-    return Sample("", "", downtime, end_to_end, prober.stalls, phases or {})
+    return Sample("", "", downtime, end_to_end, round(prober.stalled_seconds, 3), phases or {})
 
 
 def run_round(flow: str, target: Target, pair: ImagePair, images: ImageBuilder, updater: Updater) -> Sample:
@@ -130,7 +130,7 @@ def downtime_bench(client: docker.DockerClient, updater: Updater, images: ImageB
                 sample = run_round(flow, target, pair, images, updater)
                 samples.append(sample)
                 progress(f"{pair.size} #{run + 1} {flow}: down {sample.downtime * 1000:.0f} ms, "
-                         f"end to end {sample.end_to_end:.2f} s, {sample.stalled_probes} stalled probes")
+                         f"end to end {sample.end_to_end:.2f} s, {sample.stalled_seconds:.2f} s in stalled probes")
     finally:
         subprocess.run(["docker", "rm", "-f", target.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=False)

@@ -18,7 +18,11 @@ STALL_SECONDS = 0.1
 @dataclass(frozen=True)
 class Probe:
     version: str | None  # what the app served; None when nothing answered with HTTP 200
-    stalled: bool
+    waited: float  # from the accepted connection to the answer or the give-up; 0 when refused
+
+    @property
+    def stalled(self) -> bool:
+        return self.waited >= STALL_SECONDS
 
 
 def probe(port: int) -> Probe:
@@ -26,7 +30,7 @@ def probe(port: int) -> Probe:
     try:
         conn = socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT)
     except OSError:
-        return Probe(None, False)
+        return Probe(None, 0.0)
     accepted = time.monotonic()
     reply = b""
     try:
@@ -36,11 +40,11 @@ def probe(port: int) -> Probe:
                 reply += chunk
     except OSError:
         pass
-    stalled = time.monotonic() - accepted >= STALL_SECONDS
+    waited = time.monotonic() - accepted
     if not reply.startswith(b"HTTP/1") or b" 200 " not in reply.split(b"\r\n", 1)[0]:
-        return Probe(None, stalled)
+        return Probe(None, waited)
     body = reply.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
-    return Probe(body.removeprefix("version="), stalled)
+    return Probe(body.removeprefix("version="), waited)
 
 
 def ask_version(port: int) -> str | None:
@@ -55,7 +59,7 @@ class Prober(threading.Thread):
         self.port = port
         self.answers: list[tuple[float, str]] = []  # (monotonic time the answer arrived, version)
         self.probes = 0
-        self.stalls = 0
+        self.stalled_seconds = 0.0  # spent in stalled probes
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -63,7 +67,7 @@ class Prober(threading.Thread):
         while not self._halt.is_set():
             answer = probe(self.port)
             self.probes += 1
-            self.stalls += answer.stalled
+            self.stalled_seconds += answer.waited if answer.stalled else 0.0
             if answer.version is not None:
                 self.answers.append((time.monotonic(), answer.version))
             next_at += PROBE_INTERVAL
