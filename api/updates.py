@@ -160,4 +160,4 @@ def wait_until_done(job: Job, timeout: float) -> JobStatus:
         if status in DONE or time.monotonic() >= deadline:
             job.refresh()  # type: ignore[no-untyped-call]
             return status
-        time.sleep(0.2)
+        time.sleep(0.05)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -305,3 +306,14 @@ def test_run_brings_its_own_redis_when_redis_url_is_unset(tmp_path: Path) -> Non
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         out.close()
+
+
+def test_an_idle_worker_stops_promptly_on_sigterm(stack: Stack) -> None:
+    stack.start_api()
+    worker = stack.start_worker("stopping")
+    stack.wait_for_workers(1)
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=30)
+    # Within docker stop's default 10 s grace, so the engine never has to SIGKILL an idle worker.
+    assert time.monotonic() - started < 8, stack.log_of("stopping")

@@ -64,6 +64,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_redis(port: int | None = None, workdir: Path | None = None) -> Service:

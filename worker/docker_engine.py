@@ -73,7 +73,12 @@ class DockerEngine:
     def find_dependants(self, container_id: str, name: str) -> list[Inspect]:
         """Containers sharing this one's network namespace (`network_mode: container:<it>`)."""
         modes = {f"container:{container_id}", f"container:{name}"}
-        return [c for c in self.list_containers() if c["HostConfig"].get("NetworkMode") in modes]
+        with _engine_errors("list containers"):
+            summaries = self.api.containers(all=True)
+        # The list already carries each NetworkMode: inspect only the matches, not every container.
+        matches = [s["Id"] for s in summaries if (s.get("HostConfig") or {}).get("NetworkMode") in modes]
+        found = (self.inspect_container(container) for container in matches)
+        return [c for c in found if c is not None]
 
     def pull(self, ref: str) -> Inspect:
         """Pull `ref` (credentials from the Docker config, as docker-py loads them) and inspect it."""

@@ -109,6 +109,16 @@ class UpdateWorker(Worker):
             except RedisError:
                 time.sleep(REDIS_RETRY_SECONDS)
 
+    def subscribe(self) -> None:
+        """RQ's command listener, polled every second: RQ's 60 s poll makes a SIGTERM'd worker linger that
+        long, since redis-py waits for the listener thread to finish."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
     def register_death(self) -> None:
         self.stopping = True
         super().register_death()  # type: ignore[no-untyped-call]
