@@ -198,7 +198,8 @@ async function checkLatestImages() {
   latestChecking = true;
   try {
     for (const container of state.containers) {
-      if (!hasMainTag(container.image)) continue;
+      // A backup lives only while an update runs: asking for it races its removal (a 404 in the console).
+      if (!hasMainTag(container.image) || container.name.endsWith(BACKUP_SUFFIX)) continue;
       const known = state.latest.get(container.name);
       if (known?.current_image === container.image && Date.now() - known.fetched < LATEST_MAX_AGE_MS) continue;
       try {
