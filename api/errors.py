@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from api.security import AccessDenied, access_denied
+from api.security import RequestRefused, request_refused
 from worker.errors import UpdateInProgress, UpdaterError
 
 STATUS_BY_ERROR = {
@@ -68,7 +68,7 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error)
-    app.add_exception_handler(AccessDenied, access_denied)  # type: ignore[arg-type]  # HTTP and WebSocket
+    app.add_exception_handler(RequestRefused, request_refused)  # type: ignore[arg-type]  # HTTP and WebSocket
     app.add_exception_handler(UpdaterError, updater_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -28,7 +28,7 @@ _TOKEN_IN_QUERY = re.compile(rf"([?&]{TOKEN_QUERY_PARAM}=)[^&\s\"]*")
 bearer = HTTPBearer(auto_error=False, description="The value of UPDATER_API_TOKEN; needed only when it is set.")
 
 
-class AccessDenied(Exception):
+class RequestRefused(Exception):
     """401 (no or a wrong token), 403 (a foreign Origin) or 415 (not JSON), for HTTP and WebSocket alike."""
 
     def __init__(self, status: int, error: str) -> None:
@@ -47,7 +47,7 @@ def token_accepted(settings: Settings, given: str | None) -> bool:
 def require_token(settings: SettingsDep,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     if not token_accepted(settings, credentials.credentials if credentials else None):
-        raise AccessDenied(401, "Missing or wrong API token: send the header Authorization: Bearer <token>")
+        raise RequestRefused(401, "Missing or wrong API token: send the header Authorization: Bearer <token>")
 
 
 def websocket_token(websocket: WebSocket) -> str | None:
@@ -88,14 +88,14 @@ def _with_default_port(netloc: str, scheme: str) -> str:
 def require_websocket_access(websocket: WebSocket, settings: SettingsDep) -> None:
     if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"),
                           settings.updater_allowed_origins):
-        raise AccessDenied(403, "Origin not allowed: open the page from the updater itself or add its origin to "
+        raise RequestRefused(403, "Origin not allowed: open the page from the updater itself or add its origin to "
                                 "UPDATER_ALLOWED_ORIGINS")
     if not token_accepted(settings, websocket_token(websocket)):
-        raise AccessDenied(401, "Missing or wrong API token: pass ?token=<token> or the subprotocol bearer.<token>")
+        raise RequestRefused(401, "Missing or wrong API token: pass ?token=<token> or the subprotocol bearer.<token>")
 
 
-async def access_denied(connection: HTTPConnection, exc: Exception) -> Response | None:
-    assert isinstance(exc, AccessDenied)
+async def request_refused(connection: HTTPConnection, exc: Exception) -> Response | None:
+    assert isinstance(exc, RequestRefused)
     body = JSONResponse({"success": False, "error": exc.error}, status_code=exc.status,
                         headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
     if not isinstance(connection, WebSocket):
@@ -112,7 +112,7 @@ def require_json_body(request: Request) -> None:
     """415 unless the body is JSON: cross-site pages can send text/plain or form bodies without a CORS
     preflight, JSON they cannot."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise AccessDenied(415, "Send the request body as JSON, with Content-Type: application/json")
+        raise RequestRefused(415, "Send the request body as JSON, with Content-Type: application/json")
 
 
 class RequestSizeLimit:
