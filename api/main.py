@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from api.broadcast import LogBroadcast
 from api.errors import install_error_handlers
 from api.metrics import Metrics
 from api.routes import config, containers, health, images, jobs, logs, metrics, ui, update
@@ -44,9 +45,11 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None,
             log.warning("UPDATER_API_TOKEN is not set: anyone who can reach this API can update the allowed "
                         "containers. Set it unless only trusted clients can connect.")
         app.state.async_redis = async_redis or async_redis_client(settings.redis_url)
+        app.state.log_broadcast = LogBroadcast(app.state.async_redis)
         try:
             yield
         finally:
+            await app.state.log_broadcast.aclose()
             if own:
                 await app.state.async_redis.aclose()
 

@@ -70,6 +70,7 @@ class Service:
 def start_redis(port: int | None = None, workdir: Path | None = None) -> Service:
     port = port or free_port()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="hmmt-redis-"))
+    workdir.mkdir(parents=True, exist_ok=True)  # a restart on the same folder, removed by stop()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],
