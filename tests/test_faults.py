@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -154,33 +154,34 @@ def test_unreachable_registry_leaves_the_container_untouched(
     assert names_with_prefix(docker_client, docker_names.prefix) == [name]
 
 
-class SilentRegistry(threading.Thread):
-    """Accepts connections and never answers: a registry (or a proxy) that hangs."""
+class StallingRegistry(socketserver.ThreadingTCPServer):
+    """Answers the engine's `GET /v2/` check, then never answers again: a pull that stalls half-way."""
+
+    daemon_threads = True
+    closed = threading.Event()
 
     def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        self.port = self.server_address[1]
 
-    def run(self) -> None:
-        try:
-            while True:
-                self.held.append(self.listener.accept()[0])
-        except OSError:
-            return
-
-    def close(self) -> None:
-        self.listener.close()
-        for held in self.held:
-            held.close()
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(65536):
+                if data.startswith(b"GET /v2/ "):
+                    self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                         b"Docker-Distribution-Api-Version: registry/2.0\r\n\r\n{}")
+                elif data.startswith(b"\x16"):  # a TLS handshake: plain HTTP only, as for 127.0.0.0/8
+                    return
+                else:
+                    StallingRegistry.closed.wait(120)
+                    return
 
 
 def test_a_stalled_pull_times_out_and_leaves_the_container_untouched(
         stack: Stack, docker_client: docker.DockerClient, images: testbed.TestImages,
         docker_names: testbed.Names) -> None:
-    registry = SilentRegistry()
-    registry.start()
+    registry = StallingRegistry()
+    threading.Thread(target=registry.serve_forever, daemon=True).start()
     hanging = f"127.0.0.1:{registry.port}/hmmt-{images.run_id}/app"
     docker_client.images.get(images.ref("v1")).tag(hanging, "main-1111111")
     name = docker_names("app")
@@ -194,10 +195,13 @@ def test_a_stalled_pull_times_out_and_leaves_the_container_untouched(
                             {"container_name": name, "new_image": f"{hanging}:main-2222222"}, timeout=150)
 
         assert answer.status_code == 502, answer.text
-        assert answer.json()["error"].startswith(f"Failed to pull {hanging}:main-2222222"), answer.json()
+        error = answer.json()["error"]
+        assert error.startswith(f"Failed to pull {hanging}:main-2222222: the engine stopped answering"), error
         after = inspect(docker_client, name)
         assert after["Id"] == old_id and after["State"]["Running"]
         assert served_version(port) == "1"
         assert names_with_prefix(docker_client, docker_names.prefix) == [name]
     finally:
-        registry.close()
+        StallingRegistry.closed.set()
+        registry.shutdown()
+        registry.server_close()

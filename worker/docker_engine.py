@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from docker.auth import get_config_header, resolve_repository_name
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.utils import parse_repository_tag
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -81,10 +83,11 @@ class DockerEngine:
         return [c for c in found if c is not None]
 
     def pull(self, ref: str) -> Inspect:
-        """Pull `ref` (credentials from the Docker config, as docker-py loads them) and inspect it."""
+        """Pull `ref` (credentials from the Docker config, as docker-py loads them) and inspect it; fails when
+        the engine reports no progress for the client's timeout (a registry that stalls)."""
         repository, tag = _split_tag(ref)
         try:
-            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+            for event in self._pull_events(repository, tag):
                 if "error" in event:
                     raise ImagePullFailed(ref, str(event["error"]).strip())
         except APIError as exc:
@@ -97,6 +100,18 @@ class DockerEngine:
         if image is None:
             raise ImagePullFailed(ref, "image not present after pull")
         return image
+
+    def _pull_events(self, repository: str, tag: str | None) -> Iterator[dict[str, Any]]:
+        """APIClient.pull(stream=True, decode=True), but reading the progress with the client's timeout:
+        docker-py reads it with none, so a stalled pull would hang the update for good."""
+        api: Any = self.api  # the private helpers APIClient.pull is made of
+        repository, image_tag = parse_repository_tag(repository)
+        login = get_config_header(api, resolve_repository_name(repository)[0])
+        response = api._post(api._url("/images/create"), params={"fromImage": repository,
+                                                                 "tag": tag or image_tag or "latest"},
+                             headers={"X-Registry-Auth": login} if login else {}, stream=True, timeout=api.timeout)
+        api._raise_for_status(response)
+        yield from api._stream_helper(response, decode=True)
 
     def create(self, name: str, config: dict[str, Any]) -> str:
         with _engine_errors(f"create {name}"):
