@@ -7,11 +7,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from worker.reference import CONTAINER_NAME_MAX, REFERENCE
+from worker.reference import CONTAINER_NAME_MAX, DEFAULT_DOMAIN, NAME_TOTAL_LENGTH_MAX, OFFICIAL_REPO_PREFIX, REFERENCE
 
-# Documented for clients (and schemathesis), checked by worker.reference with clearer messages than a 422.
+# Documented for clients (and schemathesis), checked by worker.reference with clearer messages than a 422;
+# the reference pattern is docker's grammar, a little looser than docker's parser.
 CONTAINER_NAME_SCHEMA: JsonDict = {"pattern": rf"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{{1,{CONTAINER_NAME_MAX - 1}}}$"}
-IMAGE_REFERENCE_SCHEMA: JsonDict = {"pattern": f"^{REFERENCE}$", "maxLength": 255}
+# The name's limit counts the normalised name (`ubuntu` is `docker.io/library/ubuntu`): documented short
+# enough that any reference within it is accepted.
+IMAGE_REFERENCE_SCHEMA: JsonDict = {
+    "pattern": f"^{REFERENCE}$",
+    "maxLength": NAME_TOTAL_LENGTH_MAX - len(f"{DEFAULT_DOMAIN}/{OFFICIAL_REPO_PREFIX}"),
+}
 
 
 class UpdateRequest(BaseModel):
