@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 from tests import testbed
+from tests.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +74,11 @@ def docker_names(names: testbed.Names, docker_client: docker.DockerClient) -> It
     """Names for engine resources; everything starting with the prefix is removed afterwards."""
     yield names
     testbed.remove_prefixed(docker_client, names.prefix)
+
+
+@pytest.fixture
+def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """API and worker processes on the real Redis; tests start what they need. Stopped afterwards."""
+    s = Stack(redis_url, tmp_path)
+    yield s
+    s.stop()

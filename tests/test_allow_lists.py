@@ -3,9 +3,6 @@ API, a forged queue entry, a stale inventory) still cannot touch a container or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import docker
 import pytest
 import redis
@@ -19,13 +16,6 @@ from worker import keys
 from worker.settings import Settings
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(redis_url, tmp_path)
-    yield s
-    s.stop()
 
 
 def enqueue_behind_the_apis_back(redis_url: str, name: str, image: str) -> str:

@@ -21,6 +21,7 @@ from rq.job import Job
 from api import updates
 from api.main import create_app
 from tests import testbed
+from tests.fakes import FakeResolver
 from worker import keys, locks
 from worker.errors import ImageResolutionFailed, UpdateRolledBack
 from worker.inventory import ContainerInfo, publish_inventory
@@ -258,21 +259,6 @@ def test_wait_timeout_answers_202_with_the_job(client: TestClient, redis: Redis,
     response = client.post("/update?wait=true&timeout=0.3", json={"new_image": NEW})
     assert response.status_code == 202
     assert response.json()["status"] == "queued" and "Still queued" in response.json()["message"]
-
-
-class FakeResolver:
-    def __init__(self, answer: str | Exception) -> None:
-        self.answer = answer
-        self.asked: list[str] = []
-
-    def latest(self, current_image: str) -> str:
-        self.asked.append(current_image)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def close(self) -> None:
-        pass
 
 
 def test_omitted_image_is_resolved_from_the_current_one(client: TestClient, redis: Redis, worker: SimpleWorker,

@@ -7,7 +7,6 @@ import signal
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.docker
 # The steps of an update at which the worker dies; each must end with the old container back.
 KILL_STEPS = ["pulled", "stopped", "renamed", "created", "health"]
 REDIS_OUTAGE_SECONDS = 8  # past the end of the health gate: the job ends while Redis is down
-
-
-@pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(redis_url, tmp_path)
-    yield s
-    s.stop()
 
 
 def journal_entries(stack: Stack) -> list[Path]:

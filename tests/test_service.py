@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -27,13 +26,6 @@ from worker import keys
 from worker.joblog import JobLog
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(redis_url, tmp_path)
-    yield s
-    s.stop()
 
 
 def run_app(client: docker.DockerClient, images: testbed.TestImages, names: testbed.Names, suffix: str,

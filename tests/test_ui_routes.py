@@ -11,6 +11,7 @@ from redis import Redis
 
 from api.main import create_app
 from api.routes import images
+from tests.fakes import FakeResolver
 from worker.errors import ImageResolutionFailed
 from worker.inventory import ContainerInfo, publish_inventory
 from worker.settings import Settings
@@ -27,21 +28,6 @@ def container(name: str, image: str) -> ContainerInfo:
     return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
                          health=None, created="2026-01-01T00:00:00Z", started_at=None,
                          labels={"hmm-updater.enable": "true"})
-
-
-class FakeResolver:
-    def __init__(self, answer: str | Exception) -> None:
-        self.answer = answer
-        self.asked: list[str] = []
-
-    def latest(self, current_image: str) -> str:
-        self.asked.append(current_image)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
