@@ -14,6 +14,7 @@ import pytest
 
 from tests import testbed
 from tests.engine_helpers import inspect, names_with_prefix, run_app, served_version
+from tests.fakes import github_commits
 
 pytestmark = pytest.mark.docker
 
@@ -90,3 +91,26 @@ def test_cli_recreate_prints_the_seed_log_format(tmp_path: Path, docker_client: 
     assert missing.returncode == 1
     assert missing.stdout.strip().splitlines() == [missing.stdout.strip().splitlines()[-1]]
     assert f"Container '{docker_names('ghost')}' not found" in missing.stdout
+
+
+def test_cli_recreate_without_image_resolves_the_newest_main_sha(tmp_path: Path,
+                                                                 docker_client: docker.DockerClient,
+                                                                 images: testbed.TestImages,
+                                                                 docker_names: testbed.Names) -> None:
+    name = docker_names("app")
+    _, port = run_app(docker_client, images.ref("v1"), name, docker_names.labels)
+    sha_of = {key: tag.removeprefix("main-") + "0" * 33 for key, tag in images.tags.items()}
+    github = github_commits(["e" * 40, sha_of["v3"], sha_of["v1"]])  # the newest commit has no image yet
+    env = {**os.environ, "UPDATER_STATE_DIR": str(tmp_path), "UPDATER_SETTLE_SECONDS": "1",
+           "GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": "o/r"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "worker.cli", "recreate", name], env=env, text=True,
+                              capture_output=True, timeout=180)
+    finally:
+        github.shutdown()
+        github.server_close()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Newest image: {images.ref('v3')}" in done.stdout
+    assert inspect(docker_client, name)["Config"]["Image"] == images.ref("v3")
+    assert served_version(port) == "3"

@@ -11,9 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import docker
 import httpx
@@ -21,6 +19,7 @@ import pytest
 import redis
 
 from tests import testbed
+from tests.fakes import github_commits
 from tests.stack import LogCollector, Stack
 from worker import keys
 from worker.joblog import JobLog
@@ -224,33 +223,14 @@ def test_websocket_clients_leave_no_redis_connections(tmp_path: Path) -> None:
         service.stop()
 
 
-class CommitsStandIn(BaseHTTPRequestHandler):
-    """GitHub's `GET /repos/{owner}/{repo}/commits`, newest first."""
-
-    shas: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        body = json.dumps([{"sha": sha} for sha in self.shas]).encode()
-        self.send_response(200 if "/commits" in self.path else 404)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
 def test_omitted_image_resolves_to_the_newest_commit_with_an_image(
         stack: Stack, docker_client: docker.DockerClient, images: testbed.TestImages,
         docker_names: testbed.Names) -> None:
     run_app(docker_client, images, docker_names, "app")
     name = docker_names("app")
     sha_of = {key: tag.removeprefix("main-") + "0" * 33 for key, tag in images.tags.items()}
-    CommitsStandIn.shas = ["f" * 40, sha_of["v2"], sha_of["v1"]]  # the newest has no image yet
-    github = ThreadingHTTPServer(("127.0.0.1", 0), CommitsStandIn)
-    threading.Thread(target=github.serve_forever, daemon=True).start()
-    stack.env = {"GITHUB_API_URL": f"http://127.0.0.1:{github.server_port}", "GITHUB_REPOSITORY": "o/r"}
+    github = github_commits(["f" * 40, sha_of["v2"], sha_of["v1"]])  # the newest has no image yet
+    stack.env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": "o/r"}
     try:
         stack.start_api()
         stack.start_worker()

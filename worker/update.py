@@ -6,6 +6,7 @@ import time
 
 from worker import policy
 from worker.docker_engine import DockerEngine, own_container_id
+from worker.errors import ContainerNotFound
 from worker.journal import Journal
 from worker.progress import INFO, ProgressSink
 from worker.redact import Redactor
@@ -50,7 +51,9 @@ def perform_update(name: str, new_image: str | None, settings: Settings, sink: P
         if enforce_policy and current is not None:
             policy.check_container(name, current["Config"].get("Labels"), settings)
         if new_image is None:
-            new_image = resolve_latest(engine, name, settings, sink)
+            if current is None:
+                raise ContainerNotFound(name)
+            new_image = resolve_latest(old_image, settings, sink)
         else:
             new_image = str(parse_image_reference(new_image))
         if enforce_policy and current is not None:
@@ -65,17 +68,13 @@ def perform_update(name: str, new_image: str | None, settings: Settings, sink: P
         engine.close()
 
 
-def resolve_latest(engine: DockerEngine, name: str, settings: Settings, sink: ProgressSink) -> str:
-    from worker.errors import ContainerNotFound
+def resolve_latest(current_image: str, settings: Settings, sink: ProgressSink) -> str:
     from worker.resolver import ImageResolver
 
-    current = engine.inspect_container(name)
-    if current is None:
-        raise ContainerNotFound(name)
     sink(INFO, f"🔎 Resolving the newest {settings.updater_tag_prefix}<sha> image")
     resolver = ImageResolver.from_settings(settings)
     try:
-        latest = resolver.latest(current["Config"]["Image"])
+        latest = resolver.latest(current_image)
     finally:
         resolver.close()
     sink(INFO, f"🏷️ Newest image: {latest}")
