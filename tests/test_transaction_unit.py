@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from worker.derive import NetworkAttachment
-from worker.errors import EngineError, ImagePullFailed, UpdateRefused, UpdateRolledBack
+from worker.errors import EngineError, ImagePullFailed, RollbackFailed, UpdateRefused, UpdateRolledBack
 from worker.journal import Journal
 from worker.transaction import UpdateOptions, recover, update_container
 
@@ -180,3 +180,58 @@ def test_a_live_update_is_neither_recovered_nor_doubled(world: tuple[MemoryEngin
     assert name not in seen
     current = engine.inspect_container(name)
     assert current is not None and current["Config"]["Image"] == "example.org/app:main-1234567"
+
+
+def test_a_container_replaced_during_the_pull_is_left_alone(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    original = engine.inspect_container(name)
+    assert original is not None
+    real_pull = engine.pull
+
+    def pull_while_the_user_recreates(ref: str) -> dict[str, Any]:
+        engine.containers.pop(original["Id"])
+        engine.containers["u" * 64] = {**copy.deepcopy(original), "Id": "u" * 64}
+        return real_pull(ref)
+
+    engine.pull = pull_while_the_user_recreates  # type: ignore[method-assign]
+    with pytest.raises(UpdateRefused, match="replaced by another one"):
+        update_container(engine, journal, name, "example.org/app:main-1234567", OPTIONS, lambda _l, _m: None)
+    assert list(engine.containers) == ["u" * 64] and engine.calls == ["pull example.org/app:main-1234567"]
+    assert journal.entries() == []
+
+
+def test_recovery_never_frees_the_name_when_the_old_container_is_gone(
+        world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+
+    def crash(step: str) -> None:
+        if step == "renamed":
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        update_container(engine, journal, name, "example.org/app:main-1234567",
+                         UpdateOptions(settle_seconds=0, checkpoint=crash), lambda _l, _m: None)
+    # Someone removes the backup by hand and creates their own container under the name.
+    backup = engine.inspect_container(f"{name}-hmm-backup")
+    assert backup is not None
+    engine.containers.pop(backup["Id"])
+    engine.containers["y" * 64] = {**copy.deepcopy(backup), "Id": "y" * 64, "Name": f"/{name}"}
+
+    with pytest.raises(RollbackFailed, match="is gone"):
+        recover(engine, journal, lambda _l, _m: None)
+    assert "y" * 64 in engine.containers, "recovery removed a container it never created"
+
+
+def test_a_stopped_container_stays_stopped_after_a_rollback(world: tuple[MemoryEngine, Journal, str]) -> None:
+    engine, journal, name = world
+    old = engine.inspect_container(name)
+    assert old is not None
+    engine.containers[old["Id"]]["State"] = {"Running": False}
+    engine.fail_on = "create"
+
+    with pytest.raises(UpdateRolledBack):
+        update_container(engine, journal, name, "example.org/app:main-1234567", OPTIONS, lambda _l, _m: None)
+
+    restored = engine.inspect_container(name)
+    assert restored is not None and restored["Id"] == old["Id"] and not restored["State"]["Running"]
+    assert not any(call.startswith(f"start {old['Id'][:4]}") for call in engine.calls)

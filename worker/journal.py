@@ -27,6 +27,7 @@ class Member:
     backup_name: str
     restart_policy: dict[str, Any]
     new_id: str | None = None
+    was_running: bool = True  # a rollback starts only what ran before
 
 
 @dataclass

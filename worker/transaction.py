@@ -73,18 +73,32 @@ def backup_name(name: str) -> str:
 
 
 def update_container(engine: Engine, journal: Journal, name: str, new_image: str, options: UpdateOptions,
-                     sink: ProgressSink, *, self_container_id: str | None = None) -> UpdateResult:
-    """Recreate container `name` from `new_image`, keeping every user setting; roll back on any failure."""
-    old = engine.inspect_container(name)
-    if old is None:
+                     sink: ProgressSink, *, self_container_id: str | None = None,
+                     expected_id: str | None = None) -> UpdateResult:
+    """Recreate container `name` from `new_image`, keeping every user setting; roll back on any failure.
+
+    `expected_id`: the container the caller checked (allow-lists); a different one under the name is refused."""
+    found = engine.inspect_container(name)
+    if found is None:
         if journal.get(name) is not None:  # mid-swap, the name is briefly free
             raise UpdateRefused(f"An update of '{name}' is already running or awaits recovery")
         raise ContainerNotFound(name)
-    name = old["Name"].lstrip("/")
+    name = found["Name"].lstrip("/")
     with journal.hold(name) as owned:
         if not owned:
             raise UpdateRefused(f"An update of '{name}' is already running in another process")
+        # Look again under the lock: another process may have replaced the container meanwhile.
+        old = _unchanged(engine, name, expected_id or found["Id"])
         return _update_owned(engine, journal, old, new_image, options, sink, self_container_id)
+
+
+def _unchanged(engine: Engine, name: str, expected_id: str) -> Inspect:
+    current = engine.inspect_container(name)
+    if current is None:
+        raise ContainerNotFound(name)
+    if current["Id"] != expected_id:
+        raise UpdateRefused(f"Container '{name}' was replaced by another one meanwhile; nothing was changed")
+    return current
 
 
 def _update_owned(engine: Engine, journal: Journal, old: Inspect, new_image: str, options: UpdateOptions,
@@ -98,6 +112,7 @@ def _update_owned(engine: Engine, journal: Journal, old: Inspect, new_image: str
     pulled = engine.pull(new_image)
     sink(INFO, f"✅ Pulled {new_image} ({pulled['Id'][:19]})")
     options.checkpoint("pulled")
+    old = _unchanged(engine, name, old["Id"])  # a pull can take minutes; the user may act meanwhile
     if pulled["Id"] == old["Image"] and not options.force:
         message = f"{name} is already up to date ({new_image})"
         sink(INFO, f"✅ {message}")
@@ -106,6 +121,10 @@ def _update_owned(engine: Engine, journal: Journal, old: Inspect, new_image: str
     plan = derive_create_config(old, engine.inspect_image(old["Image"]), new_image)
     dependants = engine.find_dependants(old["Id"], name)
     entry = Entry(name, new_image, _member(old), [_member(d) for d in dependants])
+    for member in entry.members:
+        if engine.inspect_container(member.backup_name) is not None:
+            raise UpdateRefused(f"A container named '{member.backup_name}' already exists; remove it or run "
+                                "`hmm-updater recover`")
     journal.write(entry)
     options.checkpoint("journaled")
     try:
@@ -146,15 +165,13 @@ def _refuse_unsafe(engine: Engine, journal: Journal, old: Inspect, self_containe
                             "as a backup while its successor starts")
     if journal.get(name) is not None:
         raise UpdateRefused(f"An interrupted update of '{name}' awaits recovery; run `hmm-updater recover`")
-    if engine.inspect_container(backup_name(name)) is not None:
-        raise UpdateRefused(f"A container named '{backup_name(name)}' already exists; remove it or run "
-                            "`hmm-updater recover`")
 
 
 def _member(container: Inspect) -> Member:
     name = container["Name"].lstrip("/")
     policy = container["HostConfig"].get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0}
-    return Member(name, container["Id"], container["Config"]["Image"], backup_name(name), policy)
+    return Member(name, container["Id"], container["Config"]["Image"], backup_name(name), policy,
+                  was_running=bool(container["State"].get("Running")))
 
 
 def _swap(engine: Engine, journal: Journal, entry: Entry, old: Inspect, plan: CreatePlan,
@@ -256,7 +273,13 @@ def _commit(engine: Engine, journal: Journal, entry: Entry, sink: ProgressSink) 
 
 
 def restore(engine: Engine, entry: Entry, sink: ProgressSink, *, settle_seconds: float = 2.0) -> None:
-    """Put the old containers back under their names with their restart policies, running. Idempotent."""
+    """Put the old containers back under their names with their restart policies, as running as they were.
+
+    Idempotent. Nothing is removed unless every old container still exists: a name taken by someone else's
+    container after ours vanished must never be freed by deleting theirs."""
+    for member in entry.members:
+        if engine.inspect_container(member.old_id) is None:
+            raise RollbackFailed(f"the old container {member.name} ({member.old_id[:12]}) is gone")
     for member in reversed(entry.members):  # dependants first: they live in the target's namespace
         current = engine.inspect_container(member.name)
         if current is not None and current["Id"] != member.old_id:
@@ -264,20 +287,18 @@ def restore(engine: Engine, entry: Entry, sink: ProgressSink, *, settle_seconds:
         if member.new_id and member.new_id != member.old_id:
             engine.remove(member.new_id, volumes=True)
     for member in entry.members:
-        old = engine.inspect_container(member.old_id)
-        if old is None:
-            raise RollbackFailed(f"the old container {member.name} ({member.old_id[:12]}) is gone")
+        old = engine.inspect_container(member.old_id) or {}
         if old["Name"].lstrip("/") != member.name:
             engine.rename(member.old_id, member.name)
         engine.set_restart_policy(member.old_id, member.restart_policy)
-        if not old["State"].get("Running"):
+        if member.was_running and not old["State"].get("Running"):
             engine.start(member.old_id)
     deadline = time.monotonic() + settle_seconds
     while time.monotonic() < deadline:
         time.sleep(0.25)
     for member in entry.members:
         state = (engine.inspect_container(member.old_id) or {}).get("State", {})
-        if not state.get("Running"):
+        if member.was_running and not state.get("Running"):
             raise RollbackFailed(f"{member.name} did not stay running after the rollback")
 
 
@@ -289,9 +310,10 @@ def recover(engine: Engine, journal: Journal, sink: ProgressSink) -> list[str]:
             if not owned:
                 sink(INFO, f"⏳ {entry.container_name} is being updated by a live process; left alone")
                 continue
-            if journal.get(entry.container_name) is None:  # finished while we waited for the lock
+            fresh = journal.get(entry.container_name)  # another recovery may have finished it meanwhile
+            if fresh is None:
                 continue
-            _recover_entry(engine, journal, entry, sink)
+            _recover_entry(engine, journal, fresh, sink)
         recovered.append(entry.container_name)
     return recovered
 

@@ -48,7 +48,9 @@ def perform_update(name: str, new_image: str | None, settings: Settings, sink: P
         old_image = current["Config"]["Image"] if current else ""
         redact = Redactor.for_container(current, [name, old_image, new_image or ""])
         sink = redact.sink(sink)
-        if enforce_policy and current is not None:
+        if enforce_policy:
+            if current is None:
+                raise ContainerNotFound(name)
             policy.check_container(name, current["Config"].get("Labels"), settings)
         if new_image is None:
             if current is None:
@@ -60,7 +62,8 @@ def perform_update(name: str, new_image: str | None, settings: Settings, sink: P
             policy.check_image(name, old_image, new_image, settings)
         return update_container(engine, Journal(settings.updater_state_dir), name, new_image,
                                 options_from(settings, force=force), sink,
-                                self_container_id=own_container_id())
+                                self_container_id=own_container_id(),
+                                expected_id=current["Id"] if current else None)
     except Exception as exc:
         redact.scrub(exc)
         raise
