@@ -6,6 +6,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from worker.inventory import ContainerInfo
+
 
 class FakeResolver:
     def __init__(self, answer: str | Exception) -> None:
@@ -52,3 +54,9 @@ def github_commits(shas: list[str]) -> CommitsStandIn:
     server = CommitsStandIn(shas)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def inventory_entry(name: str, image: str, labels: dict[str, str] | None = None) -> ContainerInfo:
+    """One container as the worker publishes it for the API."""
+    return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
+                         health=None, created="2026-01-01T00:00:00Z", started_at=None, labels=labels or {})

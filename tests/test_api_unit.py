@@ -21,7 +21,7 @@ from rq.job import Job
 from api import updates
 from api.main import create_app
 from tests import testbed
-from tests.fakes import FakeResolver
+from tests.fakes import FakeResolver, inventory_entry
 from worker import keys, locks
 from worker.errors import ImageResolutionFailed, UpdateRolledBack
 from worker.inventory import ContainerInfo, publish_inventory
@@ -43,8 +43,7 @@ ENABLED = {"hmm-updater.enable": "true"}
 
 
 def container(name: str, image: str = OLD, labels: dict[str, str] | None = None) -> ContainerInfo:
-    return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
-                         health="healthy", created="2026-01-01T00:00:00Z", started_at=None, labels=labels or {})
+    return inventory_entry(name, image, labels)
 
 
 @pytest.fixture
@@ -93,6 +92,18 @@ def perform(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
 
 def run_jobs(redis: Redis) -> None:
     SimpleWorker([keys.QUEUE_NAME], connection=redis).work(burst=True)
+
+
+def post_wait_and_run(client: TestClient, redis: Redis) -> Any:
+    """POST /update?wait=true from a thread, run the queued job, return the answer the waiter got."""
+    answers: list[Any] = []
+    waiting = threading.Thread(target=lambda: answers.append(
+        client.post("/update?wait=true&timeout=30", json={"new_image": NEW})))
+    waiting.start()
+    testbed.wait_for(lambda: Queue(keys.QUEUE_NAME, connection=redis).count == 1, what="the job queued")
+    run_jobs(redis)
+    waiting.join(30)
+    return answers[0]
 
 
 def test_post_update_queues_a_job_that_the_worker_runs(client: TestClient, redis: Redis, worker: SimpleWorker,
@@ -219,15 +230,7 @@ def test_failed_update_keeps_the_error_and_wait_answers_it(client: TestClient, r
 
     monkeypatch.setattr("worker.update.perform_update", failing)
     publish_inventory(redis, [container("hmm-local")])
-    answers: list[Any] = []
-    waiting = threading.Thread(target=lambda: answers.append(
-        client.post("/update?wait=true&timeout=30", json={"new_image": NEW})))
-    waiting.start()
-    testbed.wait_for(lambda: Queue(keys.QUEUE_NAME, connection=redis).count == 1, what="the job queued")
-    run_jobs(redis)
-    waiting.join(30)
-
-    response = answers[0]
+    response = post_wait_and_run(client, redis)
     assert response.status_code == 500
     body = response.json()
     assert body["success"] is False
@@ -241,15 +244,9 @@ def test_failed_update_keeps_the_error_and_wait_answers_it(client: TestClient, r
 def test_wait_answers_the_seed_success_shape(client: TestClient, redis: Redis, worker: SimpleWorker,
                                              perform: list[tuple[str, str | None]]) -> None:
     publish_inventory(redis, [container("hmm-local")])
-    answers: list[Any] = []
-    waiting = threading.Thread(target=lambda: answers.append(
-        client.post("/update?wait=true&timeout=30", json={"new_image": NEW})))
-    waiting.start()
-    testbed.wait_for(lambda: Queue(keys.QUEUE_NAME, connection=redis).count == 1, what="the job queued")
-    run_jobs(redis)
-    waiting.join(30)
-    assert answers[0].status_code == 200
-    body = answers[0].json()
+    response = post_wait_and_run(client, redis)
+    assert response.status_code == 200
+    body = response.json()
     assert body["success"] is True and body["container_id"] == "d" * 64
     assert body["message"] == f"Updated hmm-local to {NEW}" and body["timestamp"]
 

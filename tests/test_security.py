@@ -15,6 +15,7 @@ from rq import Queue, SimpleWorker
 
 from api.main import create_app
 from api.security import HideTokens, origin_allowed
+from tests.fakes import inventory_entry
 from worker import keys
 from worker.errors import NotAllowed
 from worker.inventory import ContainerInfo, publish_inventory
@@ -36,8 +37,7 @@ ENABLED = {"hmm-updater.enable": "true"}
 
 
 def container(name: str, image: str = OLD, labels: dict[str, str] | None = None) -> ContainerInfo:
-    return ContainerInfo(name=name, id="c" * 64, image=image, image_id="sha256:" + "a" * 64, state="running",
-                         health=None, created="2026-01-01T00:00:00Z", started_at=None, labels=labels or {})
+    return inventory_entry(name, image, labels)
 
 
 @pytest.fixture
